@@ -1,0 +1,94 @@
+# pop3d and pop3c.  Plain make: all (default), check, bench, run, install,
+# uninstall, clean.  CFLAGS, CPPFLAGS and LDFLAGS are the user's to set.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+USE_SYSTEMD ?= yes
+PKG_CONFIG ?= pkg-config
+
+# Object/output folder; the sanitizer build uses O=san.
+O ?= .
+
+CFLAGS ?= -O2 -g
+WARN = -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes
+ALL_CPPFLAGS = -D_GNU_SOURCE $(CPPFLAGS)
+ALL_CFLAGS = $(WARN) $(CFLAGS)
+
+ifeq ($(USE_SYSTEMD),yes)
+SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
+ALL_CPPFLAGS += -DUSE_SYSTEMD $(SYSTEMD_CFLAGS)
+endif
+READLINE_CFLAGS := $(shell $(PKG_CONFIG) --cflags readline 2>/dev/null)
+READLINE_LIBS := $(shell $(PKG_CONFIG) --libs readline 2>/dev/null || echo -lreadline)
+
+POP3D_OBJS = pop3d.o listen.o session.o store.o proto.o log.o
+POP3C_OBJS = pop3c.o proto.o
+TEST_BINS = tests/test_proto tests/test_store
+
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+
+all: $(O)/pop3d $(O)/pop3c
+
+$(O)/pop3d: $(addprefix $(O)/,$(POP3D_OBJS))
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
+
+$(O)/pop3c: $(addprefix $(O)/,$(POP3C_OBJS))
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(READLINE_LIBS)
+
+$(O)/pop3c.o: pop3c.c proto.h params.h
+	@mkdir -p $(O)
+	$(CC) $(ALL_CPPFLAGS) $(READLINE_CFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/%.o: %.c *.h
+	@mkdir -p $(O)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/tests/test_proto: tests/test_proto.c $(O)/proto.o tests/tap.h
+	@mkdir -p $(O)/tests
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/proto.o
+
+$(O)/tests/test_store: tests/test_store.c $(O)/store.o $(O)/proto.o $(O)/log.o tests/tap.h
+	@mkdir -p $(O)/tests
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/store.o $(O)/proto.o $(O)/log.o
+
+tests: $(addprefix $(O)/,$(TEST_BINS))
+
+# The whole suite, on the normal build and then on the sanitizer build.
+check: all tests san
+	tests/run.sh . san
+
+check-fast: all tests
+	tests/run.sh .
+
+san:
+	$(MAKE) O=san CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all tests
+
+# Serve a scratch copy of the samples on port 1110, so DELE never harms them.
+run: $(O)/pop3d
+	rm -rf $(O)/run-maildrop
+	cp -a maildrop $(O)/run-maildrop
+	@echo "serving a copy of maildrop/ on port 1110; try: nc localhost 1110"
+	$(O)/pop3d 1110 $(O)/run-maildrop
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(O)/pop3d $(DESTDIR)$(SBINDIR)/pop3d
+	install -m 755 $(O)/pop3c $(DESTDIR)$(BINDIR)/pop3c
+	install -m 644 pop3d.8 $(DESTDIR)$(MANDIR)/man8/pop3d.8
+	install -m 644 pop3c.1 $(DESTDIR)$(MANDIR)/man1/pop3c.1
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(BINDIR)/pop3c \
+		$(DESTDIR)$(MANDIR)/man8/pop3d.8 $(DESTDIR)$(MANDIR)/man1/pop3c.1
+
+clean:
+	rm -rf *.o pop3d pop3c $(TEST_BINS) san run-maildrop tests/__pycache__ \
+		.pytest_cache tests/.pytest_cache
+
+.PHONY: all check check-fast san tests run install uninstall clean

@@ -1,0 +1,494 @@
+/*
+ * listen.c: listener modes and the pre-forked worker pool (see listen.h).
+ *
+ * The master process only binds, forks and reaps.  Workers report each
+ * change between idle and busy on a pipe, so the master keeps spare idle
+ * workers (POOL_SPARE_MIN..POOL_SPARE_MAX) and grows the pool on demand up
+ * to the session limit.  No fork lies on a session's path.  When every
+ * allowed session is busy the master itself accepts the extra connection
+ * and answers -ERR [SYS/TEMP].
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef USE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+#define sd_notify(u, s)		0
+#define sd_notifyf(u, ...)	0
+#endif
+
+#include "listen.h"
+#include "log.h"
+#include "params.h"
+#include "session.h"
+
+struct wmsg {
+	pid_t	pid;
+	int	busy;
+};
+
+struct worker {
+	pid_t	pid;
+	int	busy;
+	int	retiring;
+};
+
+struct pool {
+	struct worker	*w;
+	int		 n, max;
+	int		 busy, idle;
+	int		 report[2];	/* workers -> master */
+	const int	*fds;
+	int		 nfds;
+	const struct session_cfg *cfg;
+};
+
+static volatile sig_atomic_t got_term, got_chld, got_retire;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		got_chld = 1;
+	else if (sig == SIGUSR1)
+		got_retire = 1;
+	else
+		got_term = 1;
+}
+
+static void
+set_handler(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART: waits end with EINTR */
+	sigaction(sig, &sa, NULL);
+}
+
+void
+listen_peer(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	const char *env;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+		if (ss.ss_family == AF_INET6)
+			snprintf(buf, len, "[%s]:%s", host, serv);
+		else
+			snprintf(buf, len, "%s:%s", host, serv);
+		return;
+	}
+	if ((env = getenv("REMOTE_HOST")) != NULL)
+		snprintf(buf, len, "%s", env);
+	else
+		snprintf(buf, len, "local");
+}
+
+int
+listen_systemd(int *fds, int max, int *conn)
+{
+	int n = 0;
+
+	*conn = -1;
+#ifdef USE_SYSTEMD
+	int i, passed = sd_listen_fds(1);
+
+	if (passed < 0) {
+		errno = -passed;
+		return log_warn("sd_listen_fds");
+	}
+	for (i = 0; i < passed; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
+			if (n == max)
+				return log_warnx("more than %d sockets passed", max);
+			fds[n++] = fd;
+		} else if (passed == 1 &&
+		    sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
+			*conn = fd;	/* Accept=yes: a connection */
+		} else {
+			return log_warnx("passed fd %d is not a stream socket",
+			    fd);
+		}
+	}
+#else
+	(void)fds;
+	(void)max;
+#endif
+	return n;
+}
+
+int
+listen_port(const char *port, int *fds, int max)
+{
+	struct addrinfo hints, *res, *ai;
+	int n = 0, err, saved = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((err = getaddrinfo(NULL, port, &hints, &res)) != 0)
+		return log_warnx("port %s: %s", port, gai_strerror(err));
+	for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+		int fd, on = 1;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0) {
+			saved = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+			    sizeof(on));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, 512) < 0) {
+			saved = errno;
+			close(fd);
+			continue;
+		}
+		fds[n++] = fd;
+	}
+	freeaddrinfo(res);
+	if (n == 0) {
+		errno = saved;
+		return log_warn("cannot listen on port %s", port);
+	}
+	return n;
+}
+
+/* Tell the master this worker became busy or idle. */
+static void
+report(int fd, int busy)
+{
+	struct wmsg m = { getpid(), busy };
+
+	/* Below PIPE_BUF: atomic; a failure only skews spare counting. */
+	if (write(fd, &m, sizeof(m)) != sizeof(m))
+		log_warn("report to master");
+}
+
+static int
+accept_one(const int *fds, int nfds, int *which)
+{
+	struct pollfd pfd[LISTEN_MAXFDS];
+	int i, fd;
+
+	for (i = 0; i < nfds; i++) {
+		pfd[i].fd = fds[i];
+		pfd[i].events = POLLIN;
+	}
+	if (poll(pfd, nfds, -1) < 0)
+		return -1;
+	for (i = 0; i < nfds; i++) {
+		if (!(pfd[i].revents & POLLIN))
+			continue;
+		fd = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			*which = i;
+			return fd;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != ECONNABORTED && errno != EINTR)
+			log_warn("accept");
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+static void
+tune_conn(int fd)
+{
+	int on = 1;
+
+	/* A reply split over two writes would wait for a delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void __attribute__((noreturn))
+worker_main(struct pool *p)
+{
+	struct session_cfg cfg = *p->cfg;
+	sigset_t none;
+	int served = 0;
+
+	close(p->report[0]);
+	set_handler(SIGTERM, on_signal);
+	set_handler(SIGINT, on_signal);
+	set_handler(SIGUSR1, on_signal);
+	signal(SIGCHLD, SIG_DFL);
+	got_term = got_retire = 0;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	cfg.stop = &got_term;
+	cfg.store.cache = store_cache_new();
+
+	while (!got_term && !got_retire && served < WORKER_SESSIONS) {
+		char peer[128];
+		int fd, which;
+
+		if ((fd = accept_one(p->fds, p->nfds, &which)) < 0)
+			continue;
+		report(p->report[1], 1);
+		tune_conn(fd);
+		listen_peer(fd, peer, sizeof(peer));
+		session_run(fd, fd, &cfg, peer);
+		close(fd);
+		served++;
+		report(p->report[1], 0);
+	}
+	store_cache_free(cfg.store.cache);
+	_exit(0);
+}
+
+static int
+spawn(struct pool *p)
+{
+	pid_t pid;
+
+	if (p->n == p->max)
+		return -1;
+	if ((pid = fork()) < 0)
+		return log_warn("fork");
+	if (pid == 0)
+		worker_main(p);
+	p->w[p->n].pid = pid;
+	p->w[p->n].busy = 0;
+	p->w[p->n].retiring = 0;
+	p->n++;
+	p->idle++;
+	return 0;
+}
+
+static struct worker *
+find(struct pool *p, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->w[i].pid == pid)
+			return &p->w[i];
+	return NULL;
+}
+
+static void
+set_busy(struct pool *p, struct worker *w, int busy)
+{
+	if (w->busy == busy)
+		return;
+	w->busy = busy;
+	if (!w->retiring) {
+		p->idle += busy ? -1 : 1;
+	}
+	p->busy += busy ? 1 : -1;
+}
+
+static void
+reap(struct pool *p)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct worker *w = find(p, pid);
+
+		if (w == NULL)
+			continue;
+		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM &&
+		    WTERMSIG(status) != SIGUSR1)
+			log_warnx("worker %d killed by signal %d", (int)pid,
+			    WTERMSIG(status));
+		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			log_warnx("worker %d exited with %d", (int)pid,
+			    WEXITSTATUS(status));
+		if (w->busy)
+			p->busy--;
+		else if (!w->retiring)
+			p->idle--;
+		*w = p->w[--p->n];
+	}
+}
+
+static void
+read_reports(struct pool *p)
+{
+	struct wmsg m[64];
+	ssize_t k;
+
+	while ((k = read(p->report[0], m, sizeof(m))) > 0) {
+		size_t i;
+
+		for (i = 0; i < (size_t)k / sizeof(m[0]); i++) {
+			struct worker *w = find(p, m[i].pid);
+
+			if (w != NULL)
+				set_busy(p, w, m[i].busy);
+		}
+	}
+}
+
+/* Keep POOL_SPARE_MIN..POOL_SPARE_MAX idle workers within the limit. */
+static void
+balance(struct pool *p)
+{
+	int i;
+
+	while (p->idle < POOL_SPARE_MIN && p->n < p->max)
+		if (spawn(p) < 0)
+			break;
+	for (i = 0; i < p->n && p->idle > POOL_SPARE_MAX; i++) {
+		struct worker *w = &p->w[i];
+
+		if (!w->busy && !w->retiring) {
+			w->retiring = 1;
+			p->idle--;
+			kill(w->pid, SIGUSR1);
+		}
+	}
+}
+
+/* Every session slot is taken: answer extra connections ourselves. */
+static void
+refuse(const int *fds, int nfds)
+{
+	static const char msg[] = "-ERR [SYS/TEMP] too many sessions, "
+	    "try again later\r\n";
+	int i;
+
+	for (i = 0; i < nfds; i++) {
+		int fd = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0)
+			continue;
+		if (write(fd, msg, sizeof(msg) - 1) < 0)
+			log_warn("refusing a connection");
+		close(fd);
+		log_warnx("session limit reached: connection refused");
+	}
+}
+
+static void
+shutdown_pool(struct pool *p)
+{
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	int i, tries;
+
+	for (i = 0; i < p->n; i++)
+		kill(p->w[i].pid, SIGTERM);
+	for (tries = 0; p->n > 0 && tries < 500; tries++) {
+		reap(p);
+		if (p->n > 0)
+			nanosleep(&pause, NULL);
+	}
+	for (i = 0; i < p->n; i++)
+		kill(p->w[i].pid, SIGKILL);
+	while (p->n > 0 && waitpid(-1, NULL, 0) > 0)
+		reap(p);
+}
+
+int
+listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
+    int max_sessions)
+{
+	struct pool pool, *p = &pool;
+	struct pollfd pfd[LISTEN_MAXFDS + 1];
+	sigset_t block, old;
+	int i, last_busy = -1;
+
+	memset(p, 0, sizeof(*p));
+	p->max = max_sessions;
+	p->fds = fds;
+	p->nfds = nfds;
+	p->cfg = cfg;
+	if ((p->w = calloc(max_sessions, sizeof(*p->w))) == NULL) {
+		log_warn("calloc");
+		return EX_OSERR;
+	}
+	if (pipe2(p->report, O_CLOEXEC) < 0) {
+		log_warn("pipe");
+		return EX_OSERR;
+	}
+	fcntl(p->report[0], F_SETFL, O_NONBLOCK);
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	set_handler(SIGCHLD, on_signal);
+	set_handler(SIGTERM, on_signal);
+	set_handler(SIGINT, on_signal);
+	sigdelset(&old, SIGCHLD);
+	sigdelset(&old, SIGTERM);
+	sigdelset(&old, SIGINT);
+
+	for (i = 0; i < POOL_START && i < max_sessions; i++)
+		spawn(p);
+	sd_notify(0, "READY=1");
+	log_info("listening, up to %d sessions", max_sessions);
+
+	while (!got_term) {
+		int nw = 1, saturated;
+
+		if (p->busy != last_busy) {
+			sd_notifyf(0, "STATUS=%d sessions", p->busy);
+			last_busy = p->busy;
+		}
+		saturated = p->idle == 0 && p->n >= p->max;
+		pfd[0].fd = p->report[0];
+		pfd[0].events = POLLIN;
+		if (saturated) {
+			for (i = 0; i < nfds; i++) {
+				pfd[nw].fd = fds[i];
+				pfd[nw++].events = POLLIN;
+			}
+		}
+		if (ppoll(pfd, nw, NULL, &old) < 0 && errno != EINTR) {
+			log_warn("ppoll");
+			break;
+		}
+		if (got_chld) {
+			got_chld = 0;
+			reap(p);
+		}
+		read_reports(p);
+		if (saturated && p->idle == 0 && nw > 1)
+			refuse(fds, nfds);
+		balance(p);
+	}
+	sd_notify(0, "STOPPING=1");
+	log_info("shutting down");
+	for (i = 0; i < nfds; i++)
+		close(fds[i]);
+	shutdown_pool(p);
+	free(p->w);
+	return EX_OK;
+}

@@ -1,0 +1,36 @@
+/*
+ * listen.h: the listener modes of pop3d.  Own sockets on a port, or the
+ * sockets systemd passed; a pool of pre-forked workers, each accepting one
+ * connection at a time and running session_run() on it.  The only file
+ * that talks to libsystemd.
+ */
+#ifndef LISTEN_H
+#define LISTEN_H
+
+#include "session.h"
+
+#define LISTEN_MAXFDS	16
+
+/*
+ * Sockets passed by systemd (LISTEN_FDS).  Returns the number of listening
+ * sockets stored in fds, 0 when nothing was passed, -1 after logging a
+ * passed fd that is not a stream socket.  When systemd passed one connected
+ * socket (Accept=yes), returns 0 and sets *conn to it; else *conn = -1.
+ */
+int	listen_systemd(int *fds, int max, int *conn);
+
+/* Bind and listen on port for IPv6 and IPv4.  Count of sockets, or -1. */
+int	listen_port(const char *port, int *fds, int max);
+
+/*
+ * Serve connections on fds with the worker pool until SIGTERM or SIGINT.
+ * At most max_sessions at once; one more gets -ERR [SYS/TEMP] and a
+ * close.  Returns the exit status.
+ */
+int	listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
+	    int max_sessions);
+
+/* Name of the peer of a connected socket ("addr:port"), or "local". */
+void	listen_peer(int fd, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * params.h: every limit of pop3d and pop3c in one place, each with its reason.
+ * Included by both programs.
+ */
+#ifndef PARAMS_H
+#define PARAMS_H
+
+#define POP3D_VERSION		"1.0"
+
+/* RFC 2449 section 4: a command line is at most 255 octets, CRLF included. */
+#define POP3_CMD_MAX		255
+
+/* RFC 2449 section 4: a status line is at most 512 octets, CRLF included. */
+#define POP3_RESP_MAX		512
+
+/* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
+#define IDLE_TIMEOUT_DEFAULT	600
+
+/* Consecutive failed commands before the server hangs up (dovecot: 20). */
+#define MAX_BAD_COMMANDS	50
+
+/* Sessions served at once by a listener (SPEC 1). */
+#define MAX_SESSIONS_DEFAULT	1000
+
+/* Workers forked at start and kept idle as spares; idle ones above the
+ * high mark are retired. */
+#define POOL_START		4
+#define POOL_SPARE_MIN		2
+#define POOL_SPARE_MAX		16
+
+/* Sessions a worker serves before it is replaced (bounds any slow leak). */
+#define WORKER_SESSIONS		1000
+
+/* --exclusive: seconds to wait for a held maildrop lock (SPEC 2). */
+#define LOCK_WAIT_DEFAULT	5
+
+/* RFC 1939 section 7: a unique-id is 1 to 70 characters in 0x21..0x7E. */
+#define UIDL_MAX		70
+
+/* Input buffer: a few pipelined command lines. */
+#define RBUF_SIZE		4096
+
+/* Output buffer: one flush per status line or large chunk of a message. */
+#define WBUF_SIZE		65536
+
+/* Reading a message file: one read(2) per chunk of this size. */
+#define FILE_CHUNK		65536
+
+/* Messages in one maildrop and octets in one message that pop3d will serve;
+ * beyond these the maildrop is refused rather than served wrongly. */
+#define STORE_MAX_MESSAGES	1000000
+
+/* pop3c: a server status line longer than this is cut when shown. */
+#define CLIENT_LINE_MAX		4096
+
+/* pop3c: history lines kept across runs. */
+#define HISTORY_MAX		1000
+
+#endif

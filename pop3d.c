@@ -1,0 +1,202 @@
+/*
+ * pop3d.c: main() of the POP3 server.  Reads the options, sets up logging
+ * and signals, picks the mode and hands over:
+ *
+ *   pop3d [OPTIONS] PORT MAILDROP   own listener (worker pool)
+ *   pop3d [OPTIONS] MAILDROP        sockets from systemd (Accept=no: pool;
+ *                                   Accept=yes: one session), else one
+ *                                   session on stdin/stdout (inetd, xinetd)
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "listen.h"
+#include "log.h"
+#include "params.h"
+#include "proto.h"
+#include "session.h"
+
+static const char usage_text[] =
+"usage: pop3d [OPTIONS] PORT MAILDROP   serve MAILDROP on PORT\n"
+"       pop3d [OPTIONS] MAILDROP        under systemd, xinetd or inetd\n"
+"\n"
+"  -t, --timeout SECONDS     idle timeout (default 600)\n"
+"  -m, --max-sessions N      sessions at once in listener modes (default 1000)\n"
+"  -o, --order ORDER         message numbering: directory (default) or arrival\n"
+"  -x, --exclusive           lock the maildrop for the whole session\n"
+"  -w, --lock-wait SECONDS   with --exclusive, wait this long for the lock (5)\n"
+"  -D, --delete-now          remove a message at DELE instead of at QUIT\n"
+"  -h, --help                show this help\n"
+"  -V, --version             show the version\n";
+
+static const struct option longopts[] = {
+	{ "timeout",		required_argument, NULL, 't' },
+	{ "max-sessions",	required_argument, NULL, 'm' },
+	{ "order",		required_argument, NULL, 'o' },
+	{ "exclusive",		no_argument,	   NULL, 'x' },
+	{ "lock-wait",		required_argument, NULL, 'w' },
+	{ "delete-now",		no_argument,	   NULL, 'D' },
+	{ "help",		no_argument,	   NULL, 'h' },
+	{ "version",		no_argument,	   NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* fd 2 may be the client's socket under inetd: print only when it is not. */
+static int
+stderr_is_safe(void)
+{
+	struct stat sb;
+
+	return fstat(2, &sb) == 0 && !S_ISSOCK(sb.st_mode);
+}
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (stderr_is_safe())
+		fprintf(stderr, "pop3d: %s\n", msg);
+	log_init("pop3d", 0);
+	log_warnx("%s", msg);
+	exit(code);
+}
+
+static int
+number_arg(const char *opt, const char *s, int min, int max)
+{
+	uint64_t v;
+
+	if (proto_number(s, (uint64_t)max, &v) < 0 || v < (uint64_t)min)
+		die(EX_USAGE, "%s: expected a number from %d to %d, got '%s'",
+		    opt, min, max, s);
+	return (int)v;
+}
+
+static void
+one_session(int rfd, int wfd, const struct session_cfg *cfg)
+{
+	char peer[128];
+	int on = 1;
+
+	/* On a TCP socket (xinetd, Accept=yes) avoid delayed-ACK stalls. */
+	setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	listen_peer(rfd, peer, sizeof(peer));
+	session_run(rfd, wfd, cfg, peer);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static volatile sig_atomic_t never;
+	struct session_cfg cfg;
+	struct stat sb;
+	const char *port = NULL;
+	int fds[LISTEN_MAXFDS], nfds, conn, c, max_sessions = MAX_SESSIONS_DEFAULT;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.timeout = IDLE_TIMEOUT_DEFAULT;
+	cfg.store.order = STORE_ORDER_DIRECTORY;
+	cfg.store.lock_wait = LOCK_WAIT_DEFAULT;
+	cfg.stop = &never;
+
+	while ((c = getopt_long(argc, argv, "t:m:o:xw:DhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
+			break;
+		case 'm':
+			max_sessions = number_arg("--max-sessions", optarg, 1,
+			    100000);
+			break;
+		case 'o':
+			if (strcmp(optarg, "arrival") == 0)
+				cfg.store.order = STORE_ORDER_ARRIVAL;
+			else if (strcmp(optarg, "directory") == 0)
+				cfg.store.order = STORE_ORDER_DIRECTORY;
+			else
+				die(EX_USAGE, "--order: expected 'directory' or "
+				    "'arrival', got '%s'", optarg);
+			break;
+		case 'x':
+			cfg.store.exclusive = 1;
+			break;
+		case 'w':
+			cfg.store.lock_wait = number_arg("--lock-wait", optarg,
+			    0, 3600);
+			break;
+		case 'D':
+			cfg.store.delete_now = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EX_OK;
+		case 'V':
+			printf("pop3d %s\n", POP3D_VERSION);
+			return EX_OK;
+		default:
+			if (stderr_is_safe())
+				fputs(usage_text, stderr);
+			return EX_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 2) {
+		port = argv[0];
+		number_arg("PORT", port, 1, 65535);
+		cfg.maildrop = argv[1];
+	} else if (argc == 1) {
+		cfg.maildrop = argv[0];
+	} else {
+		die(EX_USAGE, "expected PORT MAILDROP or MAILDROP "
+		    "(pop3d --help for more)");
+	}
+	if (stat(cfg.maildrop, &sb) < 0)
+		die(EX_NOINPUT, "maildrop %s: %s", cfg.maildrop, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		die(EX_NOINPUT, "maildrop %s: not a directory", cfg.maildrop);
+
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((nfds = listen_systemd(fds, LISTEN_MAXFDS, &conn)) < 0)
+		die(EX_USAGE, "unusable sockets passed by systemd");
+	if (conn >= 0) {
+		log_init("pop3d", 0);
+		one_session(conn, conn, &cfg);
+		return EX_OK;
+	}
+	if (nfds > 0) {
+		if (port != NULL)
+			die(EX_USAGE, "PORT given but systemd passed sockets");
+		log_init("pop3d", 0);
+		return listen_run(fds, nfds, &cfg, max_sessions);
+	}
+	if (port != NULL) {
+		log_init("pop3d", 1);
+		if ((nfds = listen_port(port, fds, LISTEN_MAXFDS)) < 0)
+			return EX_OSERR;
+		return listen_run(fds, nfds, &cfg, max_sessions);
+	}
+	log_init("pop3d", 0);
+	one_session(0, 1, &cfg);
+	return EX_OK;
+}

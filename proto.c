@@ -1,0 +1,521 @@
+/*
+ * proto.c: POP3 wire handling shared by pop3d and pop3c (see proto.h).
+ * Knows file descriptors and bytes, never files or sessions.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+static ssize_t
+fd_read(struct pio *p, void *buf, size_t n)
+{
+	return read(p->rfd, buf, n);
+}
+
+static ssize_t
+fd_write(struct pio *p, const void *buf, size_t n)
+{
+	return write(p->wfd, buf, n);
+}
+
+static size_t
+fd_pending(struct pio *p)
+{
+	(void)p;
+	return 0;
+}
+
+void
+pio_init_fd(struct pio *p, int rfd, int wfd)
+{
+	p->read = fd_read;
+	p->write = fd_write;
+	p->pending = fd_pending;
+	p->rfd = rfd;
+	p->wfd = wfd;
+	p->ctx = NULL;
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events, at most until deadline (ms, <0 none).
+ * 1 ready, 0 timed out, -1 error or EINTR. */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int timeout = -1, n;
+
+	if (deadline >= 0) {
+		long long left = deadline - now_ms();
+		timeout = left > 0 ? (int)left : 0;
+	}
+	n = poll(&pfd, 1, timeout);
+	if (n < 0)
+		return -1;
+	return n > 0;
+}
+
+void
+reader_init(struct reader *r, struct pio *io)
+{
+	r->io = io;
+	r->start = r->end = 0;
+	r->skipping = 0;
+}
+
+size_t
+reader_buffered(const struct reader *r)
+{
+	return r->end - r->start + r->io->pending(r->io);
+}
+
+void
+reader_consume(struct reader *r, size_t n)
+{
+	r->start += n;
+	if (r->start >= r->end)
+		r->start = r->end = 0;
+}
+
+/* Read once into the free space of the buffer.  >0 bytes, 0 EOF, -1 errno
+ * (ETIMEDOUT when the deadline passed, EINTR on a signal). */
+static ssize_t
+read_more(struct reader *r, int timeout_ms)
+{
+	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	ssize_t n;
+
+	if (r->start > 0) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	if (r->end == sizeof(r->buf)) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	for (;;) {
+		if (r->io->pending(r->io) == 0) {
+			int ready = wait_fd(r->io->rfd, POLLIN, deadline);
+
+			if (ready < 0)
+				return -1;
+			if (ready == 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+		}
+		n = r->io->read(r->io, r->buf + r->end, sizeof(r->buf) - r->end);
+		if (n > 0) {
+			r->end += n;
+			return n;
+		}
+		if (n == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (errno == EINTR)
+			return -1;
+	}
+}
+
+ssize_t
+reader_fill(struct reader *r, int timeout_ms)
+{
+	ssize_t n;
+
+	if (r->end > r->start)
+		return r->end - r->start;
+	n = read_more(r, timeout_ms);
+	if (n <= 0)
+		return n;
+	return r->end - r->start;
+}
+
+static enum line_status
+read_status(int timeout_ms, struct reader *r)
+{
+	ssize_t n = read_more(r, timeout_ms);
+
+	if (n > 0)
+		return LINE_OK;
+	if (n == 0)
+		return LINE_EOF;
+	if (errno == ETIMEDOUT)
+		return LINE_TIMEOUT;
+	if (errno == EINTR)
+		return LINE_INTR;
+	return LINE_ERROR;
+}
+
+enum line_status
+reader_line(struct reader *r, char *out, size_t cap, size_t maxlen,
+    size_t *len, int timeout_ms)
+{
+	enum line_status st;
+
+	if (maxlen > sizeof(r->buf))
+		maxlen = sizeof(r->buf);
+	for (;;) {
+		char *data = r->buf + r->start;
+		size_t avail = r->end - r->start;
+		char *nl = memchr(data, '\n', avail);
+
+		if (r->skipping) {
+			if (nl != NULL) {
+				reader_consume(r, nl - data + 1);
+				r->skipping = 0;
+				continue;
+			}
+			reader_consume(r, avail);
+		} else if (nl != NULL) {
+			size_t octets = nl - data + 1, l = octets - 1;
+
+			if (octets > maxlen || l >= cap) {
+				reader_consume(r, octets);
+				return LINE_TOOLONG;
+			}
+			if (l > 0 && data[l - 1] == '\r')
+				l--;
+			memcpy(out, data, l);
+			out[l] = '\0';
+			*len = l;
+			reader_consume(r, octets);
+			return memchr(out, '\0', l) ? LINE_NUL : LINE_OK;
+		} else if (avail >= maxlen || avail >= cap) {
+			/* No LF within maxlen octets: too long whatever follows. */
+			reader_consume(r, avail);
+			r->skipping = 1;
+			return LINE_TOOLONG;
+		}
+		if ((st = read_status(timeout_ms, r)) != LINE_OK)
+			return st;
+	}
+}
+
+void
+writer_init(struct writer *w, struct pio *io, int timeout_ms)
+{
+	w->io = io;
+	w->len = 0;
+	w->failed = 0;
+	w->timeout_ms = timeout_ms;
+	w->total = 0;
+}
+
+int
+pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
+{
+	const char *s = p;
+	long long deadline = -1;
+
+	while (n > 0) {
+		ssize_t k = io->write(io, s, n);
+
+		if (k > 0) {
+			s += k;
+			n -= k;
+			continue;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int ready;
+
+			if (deadline < 0 && timeout_ms >= 0)
+				deadline = now_ms() + timeout_ms;
+			ready = wait_fd(io->wfd, POLLOUT, deadline);
+			if (ready < 0 && errno == EINTR)
+				continue;
+			if (ready <= 0) {
+				if (ready == 0)
+					errno = ETIMEDOUT;
+				return -1;
+			}
+			continue;
+		}
+		if (k == 0)
+			errno = EPIPE;
+		return -1;
+	}
+	return 0;
+}
+
+int
+writer_flush(struct writer *w)
+{
+	if (w->failed)
+		return -1;
+	if (w->len == 0)
+		return 0;
+	if (pio_write_all(w->io, w->buf, w->len, w->timeout_ms) < 0) {
+		w->failed = 1;
+		return -1;
+	}
+	w->total += w->len;
+	w->len = 0;
+	return 0;
+}
+
+int
+writer_put(struct writer *w, const void *p, size_t n)
+{
+	if (w->failed)
+		return -1;
+	if (n > sizeof(w->buf) - w->len) {
+		if (writer_flush(w) < 0)
+			return -1;
+		if (n >= sizeof(w->buf)) {
+			if (pio_write_all(w->io, p, n, w->timeout_ms) < 0) {
+				w->failed = 1;
+				return -1;
+			}
+			w->total += n;
+			return 0;
+		}
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
+int
+writer_printf(struct writer *w, const char *fmt, ...)
+{
+	char line[POP3_RESP_MAX + 1];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= sizeof(line)) {
+		/* Cut to the RFC 2449 limit, keeping the CRLF. */
+		n = sizeof(line) - 1;
+		line[n - 2] = '\r';
+		line[n - 1] = '\n';
+	}
+	return writer_put(w, line, n);
+}
+
+int
+proto_number(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		unsigned d;
+
+		if (*s < '0' || *s > '9')
+			return -1;
+		d = *s - '0';
+		if (v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+void
+dotenc_init(struct dotenc *e, long top_lines)
+{
+	e->bol = 1;
+	e->cr = 0;
+	e->in_header = 1;
+	e->linelen = 0;
+	e->top_lines = top_lines;
+	e->done = 0;
+	e->octets = 0;
+}
+
+/* A line of the file ended: track the header and the TOP limit. */
+static void
+dotenc_eol(struct dotenc *e)
+{
+	int blank = e->linelen == 0 || (e->linelen == 1 && e->cr);
+
+	if (e->top_lines >= 0) {
+		if (e->in_header) {
+			if (blank) {
+				e->in_header = 0;
+				if (e->top_lines == 0)
+					e->done = 1;
+			}
+		} else if (--e->top_lines == 0)
+			e->done = 1;
+	}
+	e->bol = 1;
+	e->cr = 0;
+	e->linelen = 0;
+}
+
+int
+dotenc_feed(struct dotenc *e, const char *p, size_t n, struct writer *w)
+{
+	const char *end = p + n;
+
+	while (p < end && !e->done) {
+		const char *nl = memchr(p, '\n', end - p);
+		size_t seg = (nl ? nl : end) - p;
+
+		if (seg > 0) {
+			if (e->bol && p[0] == '.' && writer_put(w, ".", 1) < 0)
+				return -1;
+			if (writer_put(w, p, seg) < 0)
+				return -1;
+			e->cr = p[seg - 1] == '\r';
+			e->bol = 0;
+			e->linelen += seg;
+			e->octets += seg;
+		}
+		if (nl == NULL)
+			break;
+		if (e->cr) {
+			if (writer_put(w, "\n", 1) < 0)
+				return -1;
+			e->octets += 1;
+		} else {
+			if (writer_put(w, "\r\n", 2) < 0)
+				return -1;
+			e->octets += 2;
+		}
+		dotenc_eol(e);
+		p = nl + 1;
+	}
+	return e->done;
+}
+
+int
+dotenc_finish(struct dotenc *e, struct writer *w)
+{
+	if (!e->bol) {
+		if (writer_put(w, "\r\n", 2) < 0)
+			return -1;
+		e->octets += 2;
+		e->bol = 1;
+	}
+	return writer_put(w, ".\r\n", 3);
+}
+
+void
+dotsize_init(struct dotsize *s)
+{
+	s->octets = 0;
+	s->last = '\n';
+}
+
+void
+dotsize_feed(struct dotsize *s, const char *p, size_t n)
+{
+	const char *q = p, *end = p + n, *nl;
+
+	if (n == 0)
+		return;
+	s->octets += n;
+	while ((nl = memchr(q, '\n', end - q)) != NULL) {
+		int prev = nl > p ? nl[-1] : s->last;
+
+		if (prev != '\r')
+			s->octets++;
+		q = nl + 1;
+	}
+	s->last = (unsigned char)end[-1];
+}
+
+uint64_t
+dotsize_total(const struct dotsize *s)
+{
+	return s->octets + (s->last != '\n' ? 2 : 0);
+}
+
+enum { D_BOL, D_DOT, D_DOTCR, D_MID };
+
+void
+dotdec_init(struct dotdec *d)
+{
+	d->state = D_BOL;
+}
+
+size_t
+dotdec_feed(struct dotdec *d, const char *in, size_t n, char *out,
+    size_t *outlen, int *done)
+{
+	size_t i = 0, o = 0;
+
+	*done = 0;
+	while (i < n) {
+		char c = in[i];
+
+		switch (d->state) {
+		case D_MID: {
+			const char *nl = memchr(in + i, '\n', n - i);
+			size_t seg = (nl ? (size_t)(nl - in) + 1 : n) - i;
+
+			memcpy(out + o, in + i, seg);
+			o += seg;
+			i += seg;
+			if (nl != NULL)
+				d->state = D_BOL;
+			continue;
+		}
+		case D_BOL:
+			i++;
+			if (c == '.') {
+				d->state = D_DOT;
+				continue;
+			}
+			out[o++] = c;
+			d->state = c == '\n' ? D_BOL : D_MID;
+			continue;
+		case D_DOT:
+			i++;
+			if (c == '\r') {
+				d->state = D_DOTCR;
+				continue;
+			}
+			if (c == '\n') {
+				d->state = D_BOL;
+				*done = 1;
+				*outlen = o;
+				return i;
+			}
+			/* A stuffed line: the first dot goes. */
+			out[o++] = c;
+			d->state = D_MID;
+			continue;
+		case D_DOTCR:
+			i++;
+			if (c == '\n') {
+				d->state = D_BOL;
+				*done = 1;
+				*outlen = o;
+				return i;
+			}
+			out[o++] = '\r';
+			out[o++] = c;
+			d->state = D_MID;
+			continue;
+		}
+	}
+	*outlen = o;
+	return i;
+}

@@ -1,0 +1,693 @@
+/*
+ * store.c: the maildrop (see store.h).  Called by the session code only.
+ *
+ * Directory entries are untrusted: names are looked at with fstatat
+ * (symlinks never followed), files opened with O_NOFOLLOW and checked with
+ * fstat against the identity taken at scan time.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "params.h"
+#include "store.h"
+
+struct msg {
+	char		*name;
+	dev_t		 dev;
+	ino_t		 ino;
+	off_t		 fsize;		/* bytes in the file */
+	struct timespec	 mtime;
+	uint64_t	 size;		/* bytes on the wire */
+	int		 deleted;
+	int		 removed;	/* unlinked already (delete_now) */
+	char		*uid;		/* made on first use */
+};
+
+struct store {
+	int		 dirfd;
+	int		 locked;	/* exclusive lock held all session */
+	struct store_opts opts;
+	struct msg	*msgs;
+	size_t		 n;
+	char		 chunk[FILE_CHUNK];
+};
+
+/*
+ * The size cache: open addressing on (dev, ino), valid while size, mtime
+ * and ctime match.  Bounded: emptied when it fills up.
+ */
+struct cache_ent {
+	dev_t		 dev;
+	ino_t		 ino;
+	off_t		 fsize;
+	struct timespec	 mtime, ctime;
+	uint64_t	 size;
+	int		 used;
+};
+
+struct store_cache {
+	struct cache_ent *ents;
+	size_t		  cap, used;
+};
+
+#define CACHE_CAP_MIN	1024
+#define CACHE_CAP_MAX	(1u << 21)
+
+struct store_cache *
+store_cache_new(void)
+{
+	struct store_cache *c = calloc(1, sizeof(*c));
+
+	return c;
+}
+
+void
+store_cache_free(struct store_cache *c)
+{
+	if (c == NULL)
+		return;
+	free(c->ents);
+	free(c);
+}
+
+static size_t
+cache_hash(dev_t dev, ino_t ino, size_t cap)
+{
+	uint64_t h = (uint64_t)ino * 0x9E3779B97F4A7C15ULL ^ (uint64_t)dev;
+
+	return (h ^ (h >> 29)) & (cap - 1);
+}
+
+static int
+ts_eq(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static struct cache_ent *
+cache_slot(struct store_cache *c, const struct stat *sb)
+{
+	size_t i;
+
+	if (c == NULL || c->ents == NULL)
+		return NULL;
+	for (i = cache_hash(sb->st_dev, sb->st_ino, c->cap);;
+	    i = (i + 1) & (c->cap - 1)) {
+		struct cache_ent *e = &c->ents[i];
+
+		if (!e->used || (e->dev == sb->st_dev && e->ino == sb->st_ino))
+			return e;
+	}
+}
+
+static int
+cache_get(struct store_cache *c, const struct stat *sb, uint64_t *size)
+{
+	struct cache_ent *e = cache_slot(c, sb);
+
+	if (e == NULL || !e->used || e->fsize != sb->st_size ||
+	    !ts_eq(e->mtime, sb->st_mtim) || !ts_eq(e->ctime, sb->st_ctim))
+		return 0;
+	*size = e->size;
+	return 1;
+}
+
+static void
+cache_put(struct store_cache *c, const struct stat *sb, uint64_t size)
+{
+	struct cache_ent *e;
+
+	if (c == NULL)
+		return;
+	if (c->used + 1 > c->cap / 2) {
+		size_t cap = c->cap ? c->cap * 2 : CACHE_CAP_MIN;
+		struct cache_ent *old = c->ents;
+		size_t oldcap = c->cap, i;
+
+		if (cap > CACHE_CAP_MAX) {
+			memset(c->ents, 0, c->cap * sizeof(*c->ents));
+			c->used = 0;
+		} else {
+			if ((c->ents = calloc(cap, sizeof(*c->ents))) == NULL) {
+				c->ents = old;
+				return;
+			}
+			c->cap = cap;
+			c->used = 0;
+			for (i = 0; i < oldcap; i++) {
+				if (old[i].used) {
+					*cache_slot(c, &(struct stat){
+					    .st_dev = old[i].dev,
+					    .st_ino = old[i].ino }) = old[i];
+					c->used++;
+				}
+			}
+			free(old);
+		}
+	}
+	e = cache_slot(c, sb);
+	if (!e->used)
+		c->used++;
+	e->used = 1;
+	e->dev = sb->st_dev;
+	e->ino = sb->st_ino;
+	e->fsize = sb->st_size;
+	e->mtime = sb->st_mtim;
+	e->ctime = sb->st_ctim;
+	e->size = size;
+}
+
+/* Open the file of m and check it is still the one of the snapshot. */
+static int
+msg_open(struct store *st, struct msg *m, enum store_status *why)
+{
+	struct stat sb;
+	int fd;
+
+	fd = openat(st->dirfd, m->name,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ELOOP) {
+			*why = STORE_GONE;
+			return -1;
+		}
+		*why = STORE_IOERR;
+		return log_warn("open %s", m->name);
+	}
+	if (fstat(fd, &sb) < 0) {
+		*why = STORE_IOERR;
+		log_warn("fstat %s", m->name);
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_dev != m->dev ||
+	    sb.st_ino != m->ino || sb.st_size != m->fsize ||
+	    !ts_eq(sb.st_mtim, m->mtime)) {
+		*why = STORE_GONE;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Wire size of an open file, read through once. */
+static int
+file_wire_size(struct store *st, int fd, const char *name, uint64_t *size)
+{
+	struct dotsize ds;
+	ssize_t k;
+
+	dotsize_init(&ds);
+	while ((k = read(fd, st->chunk, sizeof(st->chunk))) != 0) {
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return log_warn("read %s", name);
+		}
+		dotsize_feed(&ds, st->chunk, k);
+	}
+	*size = dotsize_total(&ds);
+	return 0;
+}
+
+/* Look at one directory entry; 1 when it is a message (m filled in). */
+static int
+scan_entry(struct store *st, const struct dirent *de, struct msg *m)
+{
+	struct stat sb;
+	int fd;
+
+	if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+		return 0;
+	if (fstatat(st->dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT)
+			log_warn("stat %s", de->d_name);
+		return 0;
+	}
+	if (!S_ISREG(sb.st_mode))
+		return 0;
+	memset(m, 0, sizeof(*m));
+	m->dev = sb.st_dev;
+	m->ino = sb.st_ino;
+	m->fsize = sb.st_size;
+	m->mtime = sb.st_mtim;
+	if (!cache_get(st->opts.cache, &sb, &m->size)) {
+		enum store_status why;
+
+		if ((m->name = strdup(de->d_name)) == NULL)
+			return log_warn("strdup");
+		if ((fd = msg_open(st, m, &why)) < 0) {
+			free(m->name);
+			return 0;	/* changed under us or unreadable: skip */
+		}
+		if (file_wire_size(st, fd, de->d_name, &m->size) < 0) {
+			close(fd);
+			free(m->name);
+			return 0;
+		}
+		close(fd);
+		cache_put(st->opts.cache, &sb, m->size);
+		return 1;
+	}
+	if ((m->name = strdup(de->d_name)) == NULL)
+		return log_warn("strdup");
+	return 1;
+}
+
+static int
+arrival_cmp(const void *a, const void *b)
+{
+	const struct msg *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static enum store_status
+scan(struct store *st)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+	int fd;
+
+	if ((fd = dup(st->dirfd)) < 0) {
+		log_warn("dup");
+		return STORE_IOERR;
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		log_warn("fdopendir");
+		close(fd);
+		return STORE_IOERR;
+	}
+	rewinddir(d);
+	for (;;) {
+		struct msg m;
+		int r;
+
+		errno = 0;
+		if ((de = readdir(d)) == NULL)
+			break;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if ((r = scan_entry(st, de, &m)) < 0)
+			goto fail;
+		if (r == 0)
+			continue;
+		if (st->n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct msg *p;
+
+			if (ncap > STORE_MAX_MESSAGES) {
+				log_warnx("more than %d messages: rest not served",
+				    STORE_MAX_MESSAGES);
+				free(m.name);
+				break;
+			}
+			if ((p = reallocarray(st->msgs, ncap, sizeof(*p))) == NULL) {
+				free(m.name);
+				log_warn("reallocarray");
+				goto fail;
+			}
+			st->msgs = p;
+			cap = ncap;
+		}
+		st->msgs[st->n++] = m;
+	}
+	if (errno != 0) {
+		log_warn("readdir");
+		goto fail;
+	}
+	closedir(d);
+	if (st->opts.order == STORE_ORDER_ARRIVAL && st->n > 1)
+		qsort(st->msgs, st->n, sizeof(*st->msgs), arrival_cmp);
+	return STORE_OK;
+fail:
+	closedir(d);
+	return STORE_IOERR;
+}
+
+/* Take the lock on the directory, waiting up to wait seconds (<0: forever). */
+static int
+lock_dir(int dirfd, int wait)
+{
+	struct timespec pause = { 0, 50 * 1000 * 1000 };
+	long tries = wait < 0 ? -1 : (long)wait * 20;
+
+	if (wait < 0) {
+		while (flock(dirfd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				return -1;
+		return 0;
+	}
+	for (;;) {
+		if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		if (tries-- <= 0) {
+			errno = EWOULDBLOCK;
+			return -1;
+		}
+		nanosleep(&pause, NULL);
+	}
+}
+
+enum store_status
+store_open(struct store **out, const char *dir, const struct store_opts *o)
+{
+	struct store *st;
+	enum store_status r;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		log_warn("calloc");
+		return STORE_IOERR;
+	}
+	st->opts = *o;
+	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->dirfd < 0) {
+		r = (errno == ENOENT || errno == ENOTDIR) ? STORE_NODIR : STORE_IOERR;
+		log_warn("maildrop %s", dir);
+		free(st);
+		return r;
+	}
+	if (o->exclusive) {
+		if (lock_dir(st->dirfd, o->lock_wait) < 0) {
+			r = errno == EWOULDBLOCK ? STORE_INUSE : STORE_IOERR;
+			if (r == STORE_IOERR)
+				log_warn("lock %s", dir);
+			close(st->dirfd);
+			free(st);
+			return r;
+		}
+		st->locked = 1;
+	}
+	if ((r = scan(st)) != STORE_OK) {
+		store_close(st);
+		return r;
+	}
+	*out = st;
+	return STORE_OK;
+}
+
+void
+store_close(struct store *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < st->n; i++) {
+		free(st->msgs[i].name);
+		free(st->msgs[i].uid);
+	}
+	free(st->msgs);
+	close(st->dirfd);	/* drops the lock too */
+	free(st);
+}
+
+void
+store_stat(const struct store *st, size_t *count, uint64_t *octets)
+{
+	size_t i;
+
+	*count = 0;
+	*octets = 0;
+	for (i = 0; i < st->n; i++) {
+		if (!st->msgs[i].deleted) {
+			(*count)++;
+			*octets += st->msgs[i].size;
+		}
+	}
+}
+
+size_t
+store_last(const struct store *st)
+{
+	return st->n;
+}
+
+static enum store_status
+lookup(const struct store *st, size_t n, struct msg **m)
+{
+	if (n < 1 || n > st->n)
+		return STORE_NOMSG;
+	*m = &st->msgs[n - 1];
+	return (*m)->deleted ? STORE_DELETED : STORE_OK;
+}
+
+enum store_status
+store_size(const struct store *st, size_t n, uint64_t *size)
+{
+	struct msg *m;
+	enum store_status r;
+
+	if ((r = lookup(st, n, &m)) == STORE_OK)
+		*size = m->size;
+	return r;
+}
+
+/* 64-bit FNV-1a, seeded; two seeds give the 128-bit digest of a uid. */
+static uint64_t
+fnv1a(uint64_t h, const char *p, size_t n)
+{
+	while (n-- > 0) {
+		h ^= (unsigned char)*p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
+ * The unique-id: "name:mtime" when the name is printable ASCII without
+ * space and the whole fits in 70 characters, else a digest of both.  The
+ * two forms cannot collide: only the first holds a ':' before digits at the
+ * end, and digests are 32 hex digits with no ':'.
+ */
+static int
+make_uid(struct msg *m)
+{
+	char buf[UIDL_MAX + 1], t[32];
+	const unsigned char *p;
+	int ok = 1, k;
+
+	k = snprintf(t, sizeof(t), "%" PRId64, (int64_t)m->mtime.tv_sec);
+	if (k < 0 || (size_t)k >= sizeof(t))
+		return -1;
+	for (p = (const unsigned char *)m->name; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			ok = 0;
+	if (ok && strlen(m->name) + 1 + strlen(t) <= UIDL_MAX) {
+		k = snprintf(buf, sizeof(buf), "%s:%s", m->name, t);
+	} else {
+		size_t nl = strlen(m->name);
+		uint64_t a = fnv1a(0xcbf29ce484222325ULL, m->name, nl + 1);
+		uint64_t b = fnv1a(0x84222325cbf29ce4ULL ^ nl, m->name, nl + 1);
+
+		a = fnv1a(a, t, strlen(t));
+		b = fnv1a(b, t, strlen(t));
+		k = snprintf(buf, sizeof(buf), "%016" PRIx64 "%016" PRIx64, a, b);
+	}
+	if (k < 0 || (size_t)k >= sizeof(buf))
+		return -1;
+	if ((m->uid = strdup(buf)) == NULL)
+		return log_warn("strdup");
+	return 0;
+}
+
+enum store_status
+store_uid(struct store *st, size_t n, const char **uid)
+{
+	struct msg *m;
+	enum store_status r;
+
+	if ((r = lookup(st, n, &m)) != STORE_OK)
+		return r;
+	if (m->uid == NULL && make_uid(m) < 0)
+		return STORE_IOERR;
+	*uid = m->uid;
+	return STORE_OK;
+}
+
+enum store_status
+store_send(struct store *st, size_t n, long top_lines, const char *status,
+    struct writer *w)
+{
+	struct dotenc enc;
+	struct msg *m;
+	enum store_status r;
+	off_t left;
+	int fd, done;
+
+	if ((r = lookup(st, n, &m)) != STORE_OK)
+		return r;
+	if ((fd = msg_open(st, m, &r)) < 0)
+		return r;
+	if (writer_put(w, status, strlen(status)) < 0) {
+		close(fd);
+		return STORE_BROKEN;
+	}
+	dotenc_init(&enc, top_lines);
+	left = m->fsize;
+	while (left > 0) {
+		ssize_t k = read(fd, st->chunk,
+		    left < (off_t)sizeof(st->chunk) ? (size_t)left : sizeof(st->chunk));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (k < 0)
+				log_warn("read %s", m->name);
+			else
+				log_warnx("%s shrank while being sent", m->name);
+			close(fd);
+			return STORE_BROKEN;
+		}
+		left -= k;
+		if ((done = dotenc_feed(&enc, st->chunk, k, w)) < 0) {
+			close(fd);
+			return STORE_BROKEN;
+		}
+		if (done)
+			break;
+	}
+	close(fd);
+	if (top_lines < 0 && left == 0 &&
+	    enc.octets + (enc.bol ? 0 : 2) != m->size) {
+		log_warnx("%s changed while being sent", m->name);
+		return STORE_BROKEN;
+	}
+	if (dotenc_finish(&enc, w) < 0)
+		return STORE_BROKEN;
+	return STORE_OK;
+}
+
+/* Remove m's file if it is still the one of the snapshot.  1 removed,
+ * 0 gone or replaced, -1 error (logged).  Caller holds the lock. */
+static int
+remove_msg(struct store *st, struct msg *m)
+{
+	struct stat sb;
+
+	if (fstatat(st->dirfd, m->name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return log_warn("stat %s", m->name);
+	}
+	if (sb.st_dev != m->dev || sb.st_ino != m->ino)
+		return 0;
+	if (unlinkat(st->dirfd, m->name, 0) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return log_warn("unlink %s", m->name);
+	}
+	return 1;
+}
+
+static int
+short_lock(struct store *st)
+{
+	if (st->locked)
+		return 0;
+	if (lock_dir(st->dirfd, -1) < 0)
+		return log_warn("lock maildrop");
+	return 0;
+}
+
+static void
+short_unlock(struct store *st)
+{
+	if (!st->locked)
+		flock(st->dirfd, LOCK_UN);
+}
+
+enum store_status
+store_dele(struct store *st, size_t n)
+{
+	struct msg *m;
+	enum store_status r;
+	struct stat sb;
+	int k;
+
+	if ((r = lookup(st, n, &m)) != STORE_OK)
+		return r;
+	if (!st->opts.delete_now) {
+		/* Refuse a message another session has removed already. */
+		if (fstatat(st->dirfd, m->name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    sb.st_dev != m->dev || sb.st_ino != m->ino)
+			return STORE_GONE;
+		m->deleted = 1;
+		return STORE_OK;
+	}
+	if (short_lock(st) < 0)
+		return STORE_IOERR;
+	k = remove_msg(st, m);
+	if (k > 0 && fsync(st->dirfd) < 0)
+		log_warn("fsync maildrop");
+	short_unlock(st);
+	if (k < 0)
+		return STORE_IOERR;
+	if (k == 0)
+		return STORE_GONE;
+	m->deleted = m->removed = 1;
+	return STORE_OK;
+}
+
+void
+store_rset(struct store *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		if (!st->msgs[i].removed)
+			st->msgs[i].deleted = 0;
+}
+
+enum store_status
+store_commit(struct store *st, size_t *removed, size_t *failed)
+{
+	size_t i;
+
+	*removed = *failed = 0;
+	for (i = 0; i < st->n; i++)
+		if (st->msgs[i].deleted && !st->msgs[i].removed)
+			break;
+	if (i == st->n)
+		return STORE_OK;
+	if (short_lock(st) < 0)
+		return STORE_IOERR;
+	for (; i < st->n; i++) {
+		struct msg *m = &st->msgs[i];
+		int k;
+
+		if (!m->deleted || m->removed)
+			continue;
+		if ((k = remove_msg(st, m)) < 0)
+			(*failed)++;
+		else if (k > 0) {
+			(*removed)++;
+			m->removed = 1;
+		}
+	}
+	if (*removed > 0 && fsync(st->dirfd) < 0) {
+		log_warn("fsync maildrop");
+		short_unlock(st);
+		return STORE_IOERR;
+	}
+	short_unlock(st);
+	return STORE_OK;
+}

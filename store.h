@@ -1,0 +1,96 @@
+/*
+ * store.h: the maildrop, a directory in which every regular file is one
+ * message.  Used by the session code; never sees a socket, only the
+ * buffered writer of proto.h that RETR and TOP stream into.
+ *
+ * A store is a snapshot taken when the session enters TRANSACTION: message
+ * numbers 1..n are fixed then and never change.  Each message remembers the
+ * identity of its file (device, inode, size, mtime) and is re-checked
+ * before it is served or removed, so a file that vanished or was replaced
+ * is never served wrongly nor removed by mistake.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+enum store_order {
+	STORE_ORDER_DIRECTORY,	/* readdir order, as os.listdir */
+	STORE_ORDER_ARRIVAL	/* modification time, then name */
+};
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_NOMSG,	/* no message with that number */
+	STORE_DELETED,	/* marked deleted in this session */
+	STORE_GONE,	/* vanished or changed since the snapshot */
+	STORE_INUSE,	/* --exclusive lock held by another session */
+	STORE_NODIR,	/* the maildrop does not exist or is no directory */
+	STORE_IOERR,	/* system error; logged */
+	STORE_BROKEN	/* failed after part of a reply was written */
+};
+
+/* Wire sizes remembered across sessions by one process, keyed by file
+ * identity; a warm session then only stats.  May be NULL everywhere. */
+struct store_cache;
+struct store_cache *store_cache_new(void);
+void	store_cache_free(struct store_cache *);
+
+struct store_opts {
+	enum store_order	 order;
+	int			 exclusive;	/* hold the lock all session */
+	int			 lock_wait;	/* seconds, with exclusive */
+	int			 delete_now;	/* unlink at DELE */
+	struct store_cache	*cache;
+};
+
+struct store;
+
+/*
+ * Snapshot the maildrop dir.  With o->exclusive, first take the maildrop
+ * lock, waiting up to o->lock_wait seconds (STORE_INUSE after that).
+ * Returns STORE_OK with *out set, else STORE_NODIR, STORE_INUSE, STORE_IOERR.
+ */
+enum store_status store_open(struct store **out, const char *dir,
+	    const struct store_opts *o);
+/* Release the snapshot and any lock; commits nothing. */
+void	store_close(struct store *st);
+
+/* Messages not marked deleted and their total wire size. */
+void	store_stat(const struct store *st, size_t *count, uint64_t *octets);
+/* Highest message number of the snapshot (deleted ones included). */
+size_t	store_last(const struct store *st);
+
+/* Size / unique-id of message n (1-based).  STORE_NOMSG or STORE_DELETED. */
+enum store_status store_size(const struct store *st, size_t n, uint64_t *size);
+enum store_status store_uid(struct store *st, size_t n, const char **uid);
+
+/*
+ * Check that message n is still there unchanged, then write status (a
+ * complete status line) and the message, dot-stuffed with CRLF line ends
+ * and the final ".", into w.  top_lines < 0: the whole message; else the
+ * header, the empty line and that many body lines.  Nothing is written
+ * unless it returns STORE_OK or STORE_BROKEN (the reply is cut short and
+ * the session must end).
+ */
+enum store_status store_send(struct store *st, size_t n, long top_lines,
+	    const char *status, struct writer *w);
+
+/* Mark message n deleted (with delete_now, remove it at once). */
+enum store_status store_dele(struct store *st, size_t n);
+/* Unmark all (files already removed by delete_now stay removed). */
+void	store_rset(struct store *st);
+
+/*
+ * The UPDATE state: under a short lock on the directory, remove every
+ * marked file whose identity still matches, then sync the directory.
+ * *removed counts removals, *failed files that could not be removed
+ * (logged); a file already gone or replaced is in neither.
+ */
+enum store_status store_commit(struct store *st, size_t *removed,
+	    size_t *failed);
+
+#endif

@@ -1,0 +1,167 @@
+"""Shared fixtures for the end-to-end tests.
+
+The binaries under test come from $POP3_BINDIR (default: the repository
+root), so the same tests run against the normal and the sanitizer build.
+Every socket read has a timeout; every started process is killed with its
+process group at the end of its test.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINDIR = os.path.abspath(os.environ.get("POP3_BINDIR", ROOT))
+POP3D = os.path.join(BINDIR, "pop3d")
+POP3C = os.path.join(BINDIR, "pop3c")
+SAMPLES = os.path.join(ROOT, "maildrop")
+TIMEOUT = 10
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A port that was free a moment ago on the loopback interface."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, host="127.0.0.1", timeout=TIMEOUT, proc=None):
+    """Wait until something accepts on host:port; fail if proc dies first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("server exited with %d" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=1) as s:
+                # Read the greeting so the probe session ends cleanly.
+                s.settimeout(2)
+                try:
+                    s.recv(512)
+                except OSError:
+                    pass
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("nothing listening on %s:%d" % (host, port))
+
+
+class Server:
+    """pop3d in its own listener mode: pop3d [OPTIONS] PORT MAILDROP."""
+
+    def __init__(self, maildrop, *opts, port=None, env=None):
+        self.port = port or free_port()
+        self.maildrop = str(maildrop)
+        self.argv = [POP3D, *opts, str(self.port), self.maildrop]
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
+            env=dict(os.environ, **(env or {})))
+        wait_port(self.port, proc=self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+        return self.proc.returncode
+
+
+class Conn:
+    """A raw POP3 connection with exact-line helpers."""
+
+    def __init__(self, port, host="127.0.0.1", greet=True):
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        self.sock.settimeout(TIMEOUT)
+        self.buf = b""
+        self.greeting = self.line() if greet else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        """One line without its CRLF; b'' at EOF."""
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                rest, self.buf = self.buf, b""
+                return rest
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def cmd(self, command):
+        self.send(command + "\r\n")
+        return self.line()
+
+    def body(self):
+        """Lines of a multi-line body up to '.', byte-stuffing undone."""
+        lines = []
+        while True:
+            line = self.line()
+            if line == b".":
+                return lines
+            if line == b"" and not self.buf:
+                # distinguish an empty line from EOF
+                pass
+            lines.append(line[1:] if line.startswith(b".") else line)
+
+    def multi(self, command):
+        status = self.cmd(command)
+        if not status.startswith(b"+OK"):
+            return status, None
+        return status, self.body()
+
+    def closed(self):
+        """True when the server has closed the connection."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def maildrop(tmp_path):
+    """A scratch copy of the sample maildrop (times kept)."""
+    dest = tmp_path / "maildrop"
+    shutil.copytree(SAMPLES, dest)
+    return dest
+
+
+@pytest.fixture
+def empty_maildrop(tmp_path):
+    dest = tmp_path / "empty"
+    dest.mkdir()
+    return dest
+
+
+@pytest.fixture
+def server():
+    """Factory: server(maildrop, *opts) starts pop3d; all are stopped after."""
+    started = []
+
+    def start(maildrop, *opts, **kw):
+        s = Server(maildrop, *opts, **kw)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
