@@ -1,0 +1,1310 @@
+/*
+ * pop3c.c: the interactive POP3 client (SPEC section 4).
+ *
+ * pop3c [-d DIR] [-t SECONDS] [-u USER] [HOST] PORT connects, prints the
+ * greeting, then sends each input line as a command and prints the whole
+ * reply: multi-line replies up to the terminator, byte-stuffing undone,
+ * line ends shown as LF.  RETR also saves the message, exactly as the
+ * server sent it (un-stuffed, CRLF kept), to a new file in the download
+ * folder.
+ *
+ * One command table drives dispatch (which replies are multi-line and what
+ * pop3c does around them), the local `help`, and tab completion.  GNU
+ * readline is used only when stdin is a terminal; otherwise lines are read
+ * plainly, with no prompt and no terminal codes.  All socket I/O goes
+ * through struct pio (proto.h), so TLS can wrap it later.
+ *
+ * Errors: functions that meet a failure print one line on stderr
+ * themselves ("pop3c: ...") and return -1 (or a status), so the caller
+ * only decides whether to go on.  Connection trouble (refused, closed,
+ * timed out) ends the program with status 1, bad usage with 64, and the
+ * program ends with 0 once QUIT has been answered.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <readline/readline.h>
+#include <readline/history.h>
+
+#include "params.h"
+#include "proto.h"
+
+#define EXIT_CONN	1	/* connection failed or ended unexpectedly */
+#define EXIT_USAGE	64	/* sysexits EX_USAGE */
+
+/* Seconds to wait for a connection or for the next bytes of a reply;
+ * generous, since a server may scan a large maildrop before answering. */
+#define CLIENT_TIMEOUT_DEFAULT	120
+
+/* Copies of a saved message (N.eml, N-1.eml, ...) tried before giving up. */
+#define SAVE_NAME_TRIES		1000
+
+/* Longest command text: POP3_CMD_MAX octets on the wire, CRLF included. */
+#define CMD_TEXT_MAX		(POP3_CMD_MAX - 2)
+
+/* What kind of arguments a command takes (drives completion and help). */
+enum argkind {
+	ARG_NONE,
+	ARG_TEXT,		/* free text: a name, a mechanism */
+	ARG_MSG,		/* a message number */
+	ARG_MSG_OPT,		/* an optional message number */
+	ARG_MSG_LINES		/* a message number and a line count */
+};
+
+/* When the reply to a command is multi-line (after +OK only). */
+enum multi {
+	M_ONE,			/* always one line */
+	M_ALWAYS,
+	M_NOARG			/* only when the command has no argument */
+};
+
+/* What pop3c itself does around a command. */
+enum action {
+	A_SEND,			/* just send it */
+	A_HELP,			/* local: print the command list */
+	A_STLS,			/* refused locally: no TLS yet */
+	A_USER,
+	A_PASS,			/* never in history; bare PASS asks */
+	A_AUTH,			/* never in history: may hold credentials */
+	A_STAT,			/* learn the message count */
+	A_LIST,			/* learn the message count (listing) */
+	A_RETR,			/* save the message */
+	A_DELE,			/* mark for completion */
+	A_RSET,			/* unmark for completion */
+	A_QUIT
+};
+
+struct cmd {
+	const char	*name;
+	enum argkind	 arg;
+	enum multi	 multi;
+	enum action	 action;
+	int		 complete;	/* offered by tab completion */
+	const char	*usage;
+	const char	*help;
+};
+
+static const struct cmd cmds[] = {
+	{ "USER", ARG_TEXT, M_ONE, A_USER, 1, "USER name",
+	    "give the mailbox (user) name" },
+	{ "PASS", ARG_TEXT, M_ONE, A_PASS, 1, "PASS [password]",
+	    "give the password; asked without echo when left out" },
+	{ "APOP", ARG_TEXT, M_ONE, A_SEND, 1, "APOP name digest",
+	    "log in with an MD5 digest (RFC 1939 section 7)" },
+	{ "AUTH", ARG_TEXT, M_ONE, A_AUTH, 1, "AUTH mechanism [response]",
+	    "log in with SASL (RFC 5034)" },
+	{ "STAT", ARG_NONE, M_ONE, A_STAT, 1, "STAT",
+	    "show the number of messages and their total size" },
+	{ "LIST", ARG_MSG_OPT, M_NOARG, A_LIST, 1, "LIST [n]",
+	    "show the size of every message, or of message n" },
+	{ "UIDL", ARG_MSG_OPT, M_NOARG, A_SEND, 1, "UIDL [n]",
+	    "show the unique-id of every message, or of message n" },
+	{ "RETR", ARG_MSG, M_ALWAYS, A_RETR, 1, "RETR n",
+	    "show message n and save it in the download folder" },
+	{ "TOP", ARG_MSG_LINES, M_ALWAYS, A_SEND, 1, "TOP n k",
+	    "show the header and the first k body lines of message n" },
+	{ "DELE", ARG_MSG, M_ONE, A_DELE, 1, "DELE n",
+	    "mark message n for deletion at QUIT" },
+	{ "RSET", ARG_NONE, M_ONE, A_RSET, 1, "RSET",
+	    "unmark all messages marked for deletion" },
+	{ "NOOP", ARG_NONE, M_ONE, A_SEND, 1, "NOOP",
+	    "do nothing (keeps the session alive)" },
+	{ "CAPA", ARG_NONE, M_ALWAYS, A_SEND, 1, "CAPA",
+	    "list the server's capabilities" },
+	{ "STLS", ARG_NONE, M_ONE, A_STLS, 0, "STLS",
+	    "start TLS (not supported by this pop3c)" },
+	{ "QUIT", ARG_NONE, M_ONE, A_QUIT, 1, "QUIT",
+	    "delete the marked messages, end the session and exit" },
+	{ "HELP", ARG_NONE, M_ONE, A_HELP, 1, "help",
+	    "show this list (answered by pop3c, not sent)" },
+};
+#define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
+
+/* Where the bytes of a multi-line reply go as they arrive. */
+struct sink {
+	int		 fd;		/* save file, -1 none */
+	int		 save_failed;
+	uint64_t	 saved;		/* octets written to the file */
+	int		 cr;		/* a CR waits: shown unless LF follows */
+	int		 listing;	/* scan "n ..." lines for numbers */
+	int		 bol;		/* listing: at the start of a line */
+	int		 innum;		/* listing: reading the first word */
+	uint64_t	 num;
+	uint64_t	 maxnum;
+};
+
+struct client {
+	struct pio	 io;
+	struct reader	 r;
+	struct writer	 w;
+	int		 timeout_ms;
+	int		 interactive;	/* stdin is a terminal: readline */
+	const char	*host;
+	const char	*port;
+	const char	*dir;		/* download folder as given */
+	int		 dirfd;
+	char		 prompt[300];
+	int		 quit_sent;
+	int		 last_ok;	/* last status line began with +OK */
+	int		 sasl;		/* last reply was a "+ " continuation */
+	/* Message numbers for completion: 1..count, minus the deleted. */
+	int		 count_known;
+	uint64_t	 count;
+	uint64_t	 ndeleted;
+	unsigned char	*deleted;	/* bitmap, STORE_MAX_MESSAGES bits */
+	/* Completion generator state (readline calls it repeatedly). */
+	size_t		 gen_i;
+	uint64_t	 gen_n;
+	int		 gen_lower;
+	/* History file, or "" when history is not kept. */
+	char		 histpath[PATH_MAX];
+	char		 line[CLIENT_LINE_MAX];		/* status line */
+	char		 dec[RBUF_SIZE + 2];		/* decoded bytes */
+};
+
+/* The one pointer readline's callbacks use (STYLE 5). */
+static struct client *rlc;
+/* Set by the SIGINT handler. */
+static volatile sig_atomic_t got_sigint;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: pop3c [-d DIR] [-t SECONDS] [-u USER] [HOST] PORT\n"
+	    "       pop3c --help | --version\n"
+	    "  -d DIR       save retrieved messages in DIR (default: .)\n"
+	    "  -t SECONDS   wait at most this long for the server (default: %d)\n"
+	    "  -u USER      log in as USER at start (the password is asked)\n"
+	    "HOST defaults to localhost; a name, an IPv4 or an IPv6 address.\n"
+	    "Type 'help' at the prompt for the commands.\n",
+	    CLIENT_TIMEOUT_DEFAULT);
+}
+
+static void
+warnx_(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("pop3c: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void
+on_sigint(int sig)
+{
+	(void)sig;
+	got_sigint = 1;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+/* Flush stdout; a failure (a closed pipe) ends the program. */
+static int
+out_flush(void)
+{
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		int e = errno;
+
+		fprintf(stderr, "pop3c: writing to standard output: %s\n",
+		    strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* Show n bytes of a reply body on stdout, CRLF shown as LF. */
+static void
+show(struct sink *s, const char *p, size_t n)
+{
+	const char *end = p + n;
+
+	if (n > 0 && s->cr) {
+		s->cr = 0;
+		if (*p != '\n')
+			fputc('\r', stdout);
+	}
+	while (p < end) {
+		const char *cr = memchr(p, '\r', end - p);
+
+		if (cr == NULL) {
+			fwrite(p, 1, end - p, stdout);
+			return;
+		}
+		fwrite(p, 1, cr - p, stdout);
+		if (cr + 1 == end) {
+			s->cr = 1;
+			return;
+		}
+		if (cr[1] != '\n')
+			fputc('\r', stdout);
+		p = cr + 1;
+	}
+}
+
+/* Note the first word of each line of a LIST listing. */
+static void
+scan_listing(struct sink *s, const char *p, size_t n)
+{
+	for (; n > 0; p++, n--) {
+		if (s->bol) {
+			s->bol = 0;
+			s->innum = 1;
+			s->num = 0;
+		}
+		if (*p == '\n') {
+			s->bol = 1;
+			s->innum = 0;
+		}
+		if (!s->innum)
+			continue;
+		if (*p >= '0' && *p <= '9' && s->num <= UINT64_MAX / 10 - 1) {
+			s->num = s->num * 10 + (*p - '0');
+			continue;
+		}
+		s->innum = 0;
+		if (s->num > s->maxnum)
+			s->maxnum = s->num;
+	}
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* ---- the connection -------------------------------------------------- */
+
+/* Wait for a non-blocking connect; 0, or -1 with errno. */
+static int
+connect_wait(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int n, err = 0;
+
+	do
+		n = poll(&pfd, 1, timeout_ms);
+	while (n < 0 && errno == EINTR && !got_sigint);
+	if (n < 0)
+		return -1;
+	if (n == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -1;
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* Connect to each address of host in turn; the socket, or -1 (said). */
+static int
+connect_host(const char *host, const char *port, int timeout_ms)
+{
+	struct addrinfo hints, *res, *ai;
+	int fd = -1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
+		warnx_("cannot resolve host %s: %s", host,
+		    e == EAI_SYSTEM ? strerror(errno) : gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		char addr[NI_MAXHOST];
+
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr,
+		    sizeof(addr), NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(addr, sizeof(addr), "?");
+		fd = socket(ai->ai_family,
+		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd >= 0 && (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    (errno == EINPROGRESS && connect_wait(fd, timeout_ms) == 0)))
+			break;
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		if (got_sigint) {
+			warnx_("interrupted");
+			break;
+		}
+		if (strcmp(addr, host) == 0)
+			warnx_("cannot connect to %s port %s: %s", host, port,
+			    strerror(e));
+		else
+			warnx_("cannot connect to %s (%s) port %s: %s", host,
+			    addr, port, strerror(e));
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* Say why the server's bytes stopped: n is what reader_fill returned. */
+static void
+say_read_failure(struct client *c, ssize_t n, int midway)
+{
+	if (n == 0)
+		warnx_("connection closed by the server%s",
+		    midway ? " in the middle of a reply" : "");
+	else if (errno == ETIMEDOUT)
+		warnx_("no reply from the server for %d seconds",
+		    c->timeout_ms / 1000);
+	else if (errno == EINTR)
+		warnx_("interrupted");
+	else
+		warnx_("reading from the server: %s", strerror(errno));
+}
+
+/*
+ * Read one status line into c->line, terminator removed, cut to
+ * CLIENT_LINE_MAX - 1 octets (the rest of a longer line is discarded).
+ * 0, or -1 (said).
+ */
+static int
+read_status(struct client *c)
+{
+	size_t len = 0;
+	int cut = 0;
+
+	for (;;) {
+		ssize_t n = reader_fill(&c->r, c->timeout_ms);
+		const char *d, *nl;
+		size_t take, room;
+
+		if (n <= 0) {
+			say_read_failure(c, n, len > 0);
+			return -1;
+		}
+		d = reader_data(&c->r);
+		nl = memchr(d, '\n', n);
+		take = nl ? (size_t)(nl - d) + 1 : (size_t)n;
+		room = sizeof(c->line) - 1 - len;
+		if (take > room)
+			cut = 1;
+		memcpy(c->line + len, d, take < room ? take : room);
+		len += take < room ? take : room;
+		reader_consume(&c->r, take);
+		if (nl != NULL)
+			break;
+	}
+	if (!cut && len > 0 && c->line[len - 1] == '\n')
+		len--;
+	if (!cut && len > 0 && c->line[len - 1] == '\r')
+		len--;
+	c->line[len] = '\0';
+	return 0;
+}
+
+/* Send one command line (CRLF added).  0, or -1 (said). */
+static int
+send_line(struct client *c, const char *line)
+{
+	int rc = 0;
+
+	if (writer_put(&c->w, line, strlen(line)) < 0 ||
+	    writer_put(&c->w, "\r\n", 2) < 0 || writer_flush(&c->w) < 0) {
+		warnx_("sending to the server: %s", errno == EPIPE ?
+		    "connection closed by the server" : strerror(errno));
+		rc = -1;
+	}
+	explicit_bzero(c->w.buf, sizeof(c->w.buf));	/* may be a password */
+	return rc;
+}
+
+/* ---- saving ---------------------------------------------------------- */
+
+/* Create a new file for message arg in the download folder; never replace
+ * one.  The fd, or -1 (said).  name receives the name used. */
+static int
+save_open(struct client *c, const char *arg, char *name, size_t cap)
+{
+	uint64_t n;
+	char base[32];
+	int i, fd;
+
+	if (arg != NULL && proto_number(arg, UINT64_MAX, &n) == 0)
+		snprintf(base, sizeof(base), "%llu", (unsigned long long)n);
+	else
+		snprintf(base, sizeof(base), "message");
+	for (i = 0; i < SAVE_NAME_TRIES; i++) {
+		int len = i == 0 ? snprintf(name, cap, "%s.eml", base) :
+		    snprintf(name, cap, "%s-%d.eml", base, i);
+
+		if (len < 0 || (size_t)len >= cap)
+			break;
+		fd = openat(c->dirfd, name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST) {
+			warnx_("cannot save to %s/%s: %s", c->dir, name,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	warnx_("cannot save message %s: no free file name in %s", base,
+	    c->dir);
+	return -1;
+}
+
+/* ---- replies --------------------------------------------------------- */
+
+/*
+ * Stream the body of a multi-line reply to stdout (and to s->fd) until the
+ * terminating line.  0, or -1 when the connection failed (said).
+ */
+static int
+read_body(struct client *c, struct sink *s)
+{
+	struct dotdec d;
+	int done = 0;
+
+	dotdec_init(&d);
+	while (!done) {
+		ssize_t n = reader_fill(&c->r, c->timeout_ms);
+		size_t used, outlen;
+
+		if (n <= 0) {
+			if (s->cr)
+				fputc('\r', stdout);
+			fputc('\n', stdout);
+			say_read_failure(c, n, 1);
+			return -1;
+		}
+		if ((size_t)n > RBUF_SIZE)
+			n = RBUF_SIZE;
+		used = dotdec_feed(&d, reader_data(&c->r), n, c->dec, &outlen,
+		    &done);
+		reader_consume(&c->r, used);
+		show(s, c->dec, outlen);
+		if (s->listing)
+			scan_listing(s, c->dec, outlen);
+		if (s->fd >= 0 && !s->save_failed) {
+			if (write_all(s->fd, c->dec, outlen) < 0) {
+				warnx_("writing the saved message: %s",
+				    strerror(errno));
+				s->save_failed = 1;
+			} else
+				s->saved += outlen;
+		}
+	}
+	if (s->cr)
+		fputc('\r', stdout);
+	return 0;
+}
+
+static void
+mark_deleted(struct client *c, const char *arg, int on)
+{
+	uint64_t n;
+
+	if (!on) {
+		memset(c->deleted, 0, STORE_MAX_MESSAGES / 8 + 1);
+		c->ndeleted = 0;
+		return;
+	}
+	if (arg == NULL || proto_number(arg, STORE_MAX_MESSAGES, &n) < 0 ||
+	    n == 0)
+		return;
+	if (!(c->deleted[n / 8] & (1u << (n % 8)))) {
+		c->deleted[n / 8] |= 1u << (n % 8);
+		c->ndeleted++;
+	}
+}
+
+/* "+OK n size": the count is n plus what this session marked. */
+static void
+learn_stat(struct client *c)
+{
+	char num[24];
+	size_t i = 0;
+	const char *p = c->line + 3;
+	uint64_t n;
+
+	if (*p != ' ')
+		return;
+	for (p++; *p >= '0' && *p <= '9' && i < sizeof(num) - 1; p++)
+		num[i++] = *p;
+	num[i] = '\0';
+	if (proto_number(num, STORE_MAX_MESSAGES, &n) < 0)
+		return;
+	c->count = n + c->ndeleted;
+	c->count_known = 1;
+}
+
+/*
+ * Read and show the reply to a command: the status line and, for a +OK to
+ * a multi-line command, the body.  retr_arg is set for RETR (the message
+ * is then saved).  0, or -1 when the connection is lost (said).
+ */
+static int
+reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
+{
+	struct sink s;
+	char name[64];
+	int rc;
+
+	if (read_status(c) < 0)
+		return -1;
+	fputs(c->line, stdout);
+	fputc('\n', stdout);
+	c->last_ok = strncmp(c->line, "+OK", 3) == 0;
+	c->sasl = c->line[0] == '+' && !c->last_ok;
+	if (c->line[0] != '+' && c->line[0] != '-') {
+		warnx_("the server's reply does not begin with +OK or -ERR");
+		return -1;
+	}
+	if (!c->last_ok || cmd == NULL) {
+		if (out_flush() < 0)
+			return -1;
+		return 0;
+	}
+	switch (cmd->action) {
+	case A_STAT:
+		learn_stat(c);
+		break;
+	case A_DELE:
+		mark_deleted(c, arg, 1);
+		break;
+	case A_RSET:
+		mark_deleted(c, NULL, 0);
+		break;
+	default:
+		break;
+	}
+	if (!multi)
+		return out_flush();
+
+	memset(&s, 0, sizeof(s));
+	s.fd = -1;
+	s.bol = 1;
+	s.listing = cmd->action == A_LIST;
+	if (cmd->action == A_RETR)
+		s.fd = save_open(c, arg, name, sizeof(name));
+	rc = read_body(c, &s);
+	if (rc == 0 && s.listing) {
+		c->count = s.maxnum;
+		c->count_known = 1;
+	}
+	if (s.fd >= 0) {
+		if (close(s.fd) < 0 && !s.save_failed) {
+			warnx_("closing the saved message: %s", strerror(errno));
+			s.save_failed = 1;
+		}
+		if (rc < 0 || s.save_failed) {
+			if (unlinkat(c->dirfd, name, 0) < 0)
+				warnx_("cannot remove %s/%s: %s", c->dir, name,
+				    strerror(errno));
+			else
+				warnx_("message not saved");
+		} else
+			printf("saved to %s/%s (%llu octets)\n", c->dir, name,
+			    (unsigned long long)s.saved);
+	}
+	if (out_flush() < 0)
+		return -1;
+	return rc;
+}
+
+/* ---- commands -------------------------------------------------------- */
+
+static const struct cmd *
+find_cmd(const char *word, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		if (strlen(cmds[i].name) == len &&
+		    strncasecmp(cmds[i].name, word, len) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+static void
+help(void)
+{
+	size_t i;
+
+	printf("Commands are sent to the server as typed, in either case:\n");
+	for (i = 0; i < NCMDS; i++)
+		printf("  %-26s %s\n", cmds[i].usage, cmds[i].help);
+	printf("Tab completes command names and message numbers (once STAT "
+	    "or LIST has run);\nRETR saves to the download folder; Ctrl-D "
+	    "sends QUIT and exits.\n");
+}
+
+/* Read one line from a terminal fd without echo.  1, or 0 if cancelled
+ * (Ctrl-C, Ctrl-D), or -1 (said). */
+static int
+tty_secret(int fd, const char *prompt, char *buf, size_t cap)
+{
+	struct termios old, quiet;
+	size_t len = 0;
+	int rc = 1, toolong = 0;
+
+	if (tcgetattr(fd, &old) < 0) {
+		warnx_("terminal: %s", strerror(errno));
+		return -1;
+	}
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL | ICANON;
+	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
+		warnx_("terminal: %s", strerror(errno));
+		return -1;
+	}
+	if (fd == 0) {
+		fputs(prompt, stdout);
+		fflush(stdout);
+	} else if (write_all(fd, prompt, strlen(prompt)) < 0)
+		rc = -1;
+	got_sigint = 0;
+	while (rc == 1) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char ch;
+		ssize_t n;
+
+		if (poll(&pfd, 1, -1) < 0) {
+			if (errno == EINTR && !got_sigint)
+				continue;
+			rc = errno == EINTR ? 0 : -1;
+			break;
+		}
+		n = read(fd, &ch, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n == 0 ? 0 : -1;
+			break;
+		}
+		if (ch == '\n')
+			break;
+		if (len + 1 < cap)
+			buf[len++] = ch;
+		else
+			toolong = 1;
+	}
+	got_sigint = 0;
+	buf[len] = '\0';
+	if (tcsetattr(fd, TCSAFLUSH, &old) < 0)
+		warnx_("terminal: %s", strerror(errno));
+	if (rc != 1) {
+		if (fd == 0)
+			fputc('\n', stdout);
+		else
+			(void)write_all(fd, "\n", 1);
+	}
+	if (rc < 0)
+		warnx_("reading the password: %s", strerror(errno));
+	if (rc == 1 && toolong) {
+		warnx_("password too long");
+		rc = 0;
+	}
+	return rc;
+}
+
+static int input_line(char *, size_t, int *);
+
+/* Ask for a password: on the terminal without echo (stdin's, else
+ * /dev/tty), else the next input line.  1, or 0 when cancelled. */
+static int
+ask_password(struct client *c, char *buf, size_t cap)
+{
+	int fd, rc, toolong = 0;
+
+	if (c->interactive)
+		return tty_secret(0, "Password: ", buf, cap);
+	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0) {
+		struct sigaction sa, old;
+
+		/* Catch Ctrl-C meanwhile, so echo is always turned back on. */
+		memset(&sa, 0, sizeof(sa));
+		sigemptyset(&sa.sa_mask);
+		sa.sa_handler = on_sigint;
+		if (sigaction(SIGINT, &sa, &old) < 0) {
+			warnx_("sigaction: %s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		rc = tty_secret(fd, "Password: ", buf, cap);
+		(void)sigaction(SIGINT, &old, NULL);
+		close(fd);
+		return rc;
+	}
+	rc = input_line(buf, cap, &toolong);
+	if (rc == 1 && toolong) {
+		warnx_("password too long");
+		return 0;
+	}
+	return rc;
+}
+
+/*
+ * Handle one input line.  Returns 0 to go on, 1 when QUIT was answered,
+ * -1 when the connection is lost (said).  typed is 0 for the lines -u
+ * sends, which stay out of history.
+ */
+static int
+run_line(struct client *c, char *line, int typed)
+{
+	char buf[POP3_CMD_MAX + 1], pw[POP3_CMD_MAX], first[32];
+	const struct cmd *cmd = NULL;
+	char *p, *word, *arg = NULL, *end;
+	size_t wlen, nargs = 0;
+	int multi = 0, secret = c->sasl, rc;
+
+	while (*line == ' ' || *line == '\t')
+		line++;
+	end = line + strlen(line);
+	word = line;
+	wlen = strcspn(word, " \t");
+	if (!c->sasl)
+		cmd = find_cmd(word, wlen);
+	if (cmd == NULL || cmd->action != A_PASS)
+		while (end > line && (end[-1] == ' ' || end[-1] == '\t' ||
+		    end[-1] == '\r' || end[-1] == '\n'))
+			*--end = '\0';
+	if (*line == '\0' && !c->sasl)
+		return 0;
+	if (cmd != NULL && (cmd->action == A_PASS || cmd->action == A_AUTH))
+		secret = 1;
+	if (typed && c->interactive && !secret) {
+		HIST_ENTRY *last = history_get(history_base + history_length - 1);
+
+		if (last == NULL || strcmp(last->line, line) != 0) {
+			add_history(line);
+			if (c->histpath[0] != '\0' &&
+			    append_history(1, c->histpath) != 0) {
+				warnx_("cannot write history %s: %s",
+				    c->histpath, strerror(errno));
+				c->histpath[0] = '\0';
+			}
+		}
+	}
+	/* Arguments (for multi-line choice, naming and completion state). */
+	for (p = word + wlen; *p != '\0';) {
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			break;
+		if (nargs++ == 0)
+			arg = p;
+		p += strcspn(p, " \t");
+	}
+	if (cmd != NULL) {
+		switch (cmd->action) {
+		case A_HELP:
+			help();
+			return out_flush();
+		case A_STLS:
+			warnx_("STLS is not supported: pop3c has no TLS yet");
+			return 0;
+		case A_PASS:
+			if (nargs > 0)
+				break;
+			rc = ask_password(c, pw, sizeof(pw));
+			if (rc <= 0) {
+				explicit_bzero(pw, sizeof(pw));
+				return rc < 0 ? -1 : 0;
+			}
+			rc = snprintf(buf, sizeof(buf), "%.*s %s", (int)wlen,
+			    word, pw);
+			explicit_bzero(pw, sizeof(pw));
+			if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
+				explicit_bzero(buf, sizeof(buf));
+				warnx_("command too long (at most %d octets)",
+				    CMD_TEXT_MAX);
+				return 0;
+			}
+			line = buf;
+			break;
+		default:
+			break;
+		}
+		multi = cmd->multi == M_ALWAYS ||
+		    (cmd->multi == M_NOARG && nargs == 0);
+	}
+	if (strlen(line) > CMD_TEXT_MAX) {
+		warnx_("command too long (at most %d octets)", CMD_TEXT_MAX);
+		return 0;
+	}
+	if (arg != NULL && line == buf)
+		arg = NULL;
+	if (cmd != NULL && arg != NULL) {
+		/* Keep just the first argument for naming and marking. */
+		size_t alen = strcspn(arg, " \t");
+
+		if (alen < sizeof(first)) {
+			memcpy(first, arg, alen);
+			first[alen] = '\0';
+			arg = first;
+		} else
+			arg = NULL;
+	}
+	rc = send_line(c, line);
+	explicit_bzero(buf, sizeof(buf));
+	if (rc < 0)
+		return -1;
+	if (cmd != NULL && cmd->action == A_QUIT)
+		c->quit_sent = 1;
+	if (reply(c, cmd, multi, arg) < 0)
+		return -1;
+	return c->quit_sent ? 1 : 0;
+}
+
+/* ---- input ----------------------------------------------------------- */
+
+/* One line from a non-terminal stdin.  1, 0 at end of input, -1 (said).
+ * A line that does not fit in cap is discarded and *toolong set. */
+static int
+input_line(char *buf, size_t cap, int *toolong)
+{
+	size_t len;
+	int ch;
+
+	*toolong = 0;
+	if (fgets(buf, cap, stdin) == NULL) {
+		if (ferror(stdin)) {
+			warnx_("reading standard input: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '\n') {
+		buf[len - 1] = '\0';
+		return 1;
+	}
+	if (feof(stdin))
+		return 1;
+	*toolong = 1;
+	while ((ch = getchar()) != EOF && ch != '\n')
+		;
+	return 1;
+}
+
+/* Tab completion: command names in the case typed. */
+static char *
+gen_command(const char *text, int state)
+{
+	size_t len = strlen(text);
+
+	if (state == 0) {
+		const char *t;
+
+		rlc->gen_i = 0;
+		rlc->gen_lower = 0;
+		for (t = text; *t != '\0'; t++) {
+			if (*t >= 'a' && *t <= 'z')
+				rlc->gen_lower = 1;
+			if (*t >= 'A' && *t <= 'Z') {
+				rlc->gen_lower = 0;
+				break;
+			}
+		}
+	}
+	while (rlc->gen_i < NCMDS) {
+		const struct cmd *cmd = &cmds[rlc->gen_i++];
+		char *m, *q;
+
+		if (!cmd->complete || strncasecmp(cmd->name, text, len) != 0)
+			continue;
+		if ((m = strdup(cmd->name)) == NULL)
+			return NULL;
+		if (rlc->gen_lower || cmd->action == A_HELP)
+			for (q = m; *q != '\0'; q++)
+				if (*q >= 'A' && *q <= 'Z')
+					*q += 'a' - 'A';
+		return m;
+	}
+	return NULL;
+}
+
+/* Tab completion: message numbers not marked deleted. */
+static char *
+gen_number(const char *text, int state)
+{
+	size_t len = strlen(text);
+
+	if (state == 0)
+		rlc->gen_n = 1;
+	while (rlc->gen_n <= rlc->count) {
+		uint64_t n = rlc->gen_n++;
+		char num[24];
+
+		if (n <= STORE_MAX_MESSAGES &&
+		    (rlc->deleted[n / 8] & (1u << (n % 8))))
+			continue;
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)n);
+		if (strncmp(num, text, len) == 0)
+			return strdup(num);
+	}
+	return NULL;
+}
+
+static char **
+complete(const char *text, int start, int end)
+{
+	const char *b = rl_line_buffer, *p;
+	const struct cmd *cmd;
+	size_t wlen;
+	int argn = 0;
+
+	(void)end;
+	rl_attempted_completion_over = 1;	/* never file names */
+	p = b + strspn(b, " \t");
+	if (p - b >= start)
+		return rl_completion_matches(text, gen_command);
+	wlen = strcspn(p, " \t");
+	if ((cmd = find_cmd(p, wlen)) == NULL || rlc->sasl)
+		return NULL;
+	/* How many arguments come before the cursor's word. */
+	for (p += wlen;; argn++) {
+		p += strspn(p, " \t");
+		if (p - b >= start)
+			break;
+		p += strcspn(p, " \t");
+	}
+	if (argn != 0 || !rlc->count_known ||
+	    (cmd->arg != ARG_MSG && cmd->arg != ARG_MSG_OPT &&
+	    cmd->arg != ARG_MSG_LINES))
+		return NULL;
+	return rl_completion_matches(text, gen_number);
+}
+
+/* Ctrl-C at the prompt: readline has shown ^C; start a fresh line. */
+static int
+on_signal_event(void)
+{
+	if (got_sigint) {
+		got_sigint = 0;
+		rl_replace_line("", 0);
+		rl_crlf();
+		rl_on_new_line();
+		rl_redisplay();
+	}
+	return 0;
+}
+
+static int
+mkdir_p(char *path)
+{
+	char *s;
+
+	for (s = path + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char save = *s;
+
+		*s = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			*s = save;
+			return -1;
+		}
+		*s = save;
+		if (save == '\0')
+			return 0;
+	}
+}
+
+/* Find, create and read the history file; c->histpath stays "" when
+ * history cannot be kept (said). */
+static void
+history_start(struct client *c)
+{
+	const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char dir[PATH_MAX];
+	int n, fd;
+
+	c->histpath[0] = '\0';
+	using_history();
+	stifle_history(HISTORY_MAX);
+	if (x != NULL && x[0] == '/')	/* relative ones are invalid */
+		n = snprintf(dir, sizeof(dir), "%s/pop3c", x);
+	else {
+		if (home == NULL || home[0] == '\0') {
+			struct passwd *pw = getpwuid(getuid());
+
+			if (pw == NULL || pw->pw_dir == NULL)
+				return;
+			home = pw->pw_dir;
+		}
+		n = snprintf(dir, sizeof(dir), "%s/.local/state/pop3c", home);
+	}
+	if (n < 0 || (size_t)n >= sizeof(dir) - sizeof("/history"))
+		return;
+	if (mkdir_p(dir) < 0) {
+		warnx_("cannot create %s: %s (history not kept)", dir,
+		    strerror(errno));
+		return;
+	}
+	n = snprintf(c->histpath, sizeof(c->histpath), "%s/history", dir);
+	if (n < 0 || (size_t)n >= sizeof(c->histpath)) {
+		c->histpath[0] = '\0';
+		return;
+	}
+	fd = open(c->histpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0600);
+	if (fd < 0 || close(fd) < 0) {
+		warnx_("cannot open %s: %s (history not kept)", c->histpath,
+		    strerror(errno));
+		c->histpath[0] = '\0';
+		return;
+	}
+	if ((errno = read_history(c->histpath)) != 0) {
+		warnx_("cannot read %s: %s (history not kept)", c->histpath,
+		    strerror(errno));
+		c->histpath[0] = '\0';
+		return;
+	}
+	(void)history_truncate_file(c->histpath, HISTORY_MAX);
+}
+
+static void
+history_end(struct client *c)
+{
+	if (c->histpath[0] != '\0' &&
+	    (errno = history_truncate_file(c->histpath, HISTORY_MAX)) != 0)
+		warnx_("cannot trim %s: %s", c->histpath, strerror(errno));
+}
+
+/* Next command line: 1 with *line set (free it), 0 at end of input. */
+static int
+next_line(struct client *c, char **line)
+{
+	char buf[POP3_CMD_MAX + 2];
+	int rc, toolong;
+
+	if (c->interactive) {
+		if (out_flush() < 0)
+			return -1;
+		*line = readline(c->prompt);
+		return *line != NULL;
+	}
+	for (;;) {
+		if ((rc = input_line(buf, sizeof(buf), &toolong)) <= 0)
+			return rc;
+		if (!toolong)
+			break;
+		warnx_("command too long (at most %d octets)", CMD_TEXT_MAX);
+	}
+	if ((*line = strdup(buf)) == NULL) {
+		warnx_("out of memory");
+		return -1;
+	}
+	return 1;
+}
+
+static int
+session(struct client *c, const char *user)
+{
+	char quit[] = "QUIT", *line;
+	int rc;
+
+	if (read_status(c) < 0)
+		return EXIT_CONN;
+	printf("%s\n", c->line);
+	if (out_flush() < 0)
+		return EXIT_CONN;
+	if (strncmp(c->line, "+OK", 3) != 0) {
+		warnx_("the server did not accept the session");
+		return EXIT_CONN;
+	}
+	if (user != NULL) {
+		char cmd[POP3_CMD_MAX + 1];
+
+		rc = snprintf(cmd, sizeof(cmd), "USER %s", user);
+		if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
+			warnx_("user name too long");
+		} else {
+			if (run_line(c, cmd, 0) < 0)
+				return EXIT_CONN;
+			snprintf(cmd, sizeof(cmd), "PASS");
+			if (c->last_ok && run_line(c, cmd, 0) < 0)
+				return EXIT_CONN;
+		}
+	}
+	for (;;) {
+		rc = next_line(c, &line);
+		if (rc < 0)
+			return EXIT_CONN;
+		if (rc == 0)
+			break;
+		rc = run_line(c, line, 1);
+		free(line);
+		if (rc < 0)
+			return EXIT_CONN;
+		if (rc > 0)
+			return 0;
+	}
+	/* End of input (Ctrl-D): QUIT as if typed. */
+	if (c->interactive)
+		printf("QUIT\n");
+	c->sasl = 0;
+	rc = run_line(c, quit, 0);
+	return rc < 0 ? EXIT_CONN : 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct client *c;
+	struct sigaction sa;
+	const char *user = NULL, *dir = ".";
+	uint64_t v;
+	int timeout = CLIENT_TIMEOUT_DEFAULT;
+	int ch, fd, rc;
+
+	while ((ch = getopt_long(argc, argv, "d:t:u:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 't':
+			if (proto_number(optarg, INT_MAX / 1000, &v) < 0 ||
+			    v == 0) {
+				fprintf(stderr, "pop3c: bad timeout '%s'\n",
+				    optarg);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			timeout = (int)v;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("pop3c %s\n", POP3D_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1 || argc > 2) {
+		fprintf(stderr, "pop3c: %s\n", argc < 1 ? "PORT is missing" :
+		    "too many arguments");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (proto_number(argv[argc - 1], 65535, &v) < 0 || v == 0) {
+		fprintf(stderr, "pop3c: bad port '%s'\n", argv[argc - 1]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (argc == 2 && argv[0][0] == '\0') {
+		fprintf(stderr, "pop3c: empty host name\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->deleted = calloc(1, STORE_MAX_MESSAGES / 8 + 1)) == NULL) {
+		fprintf(stderr, "pop3c: out of memory\n");
+		return EXIT_CONN;
+	}
+	rlc = c;
+	c->host = argc == 2 ? argv[0] : "localhost";
+	c->port = argv[argc - 1];
+	c->dir = dir;
+	c->timeout_ms = timeout * 1000;
+	c->interactive = isatty(0);
+	if ((c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "pop3c: download folder %s: %s\n", dir,
+		    strerror(errno));
+		return EXIT_USAGE;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) < 0)
+		return fprintf(stderr, "pop3c: sigaction: %s\n",
+		    strerror(errno)), EXIT_CONN;
+	if (c->interactive) {
+		sa.sa_handler = on_sigint;
+		sa.sa_flags = SA_RESTART;
+		if (sigaction(SIGINT, &sa, NULL) < 0)
+			return fprintf(stderr, "pop3c: sigaction: %s\n",
+			    strerror(errno)), EXIT_CONN;
+	}
+
+	if ((fd = connect_host(c->host, c->port, c->timeout_ms)) < 0)
+		return EXIT_CONN;
+	pio_init_fd(&c->io, fd, fd);
+	reader_init(&c->r, &c->io);
+	writer_init(&c->w, &c->io, c->timeout_ms);
+
+	if (c->interactive) {
+		rl_readline_name = "pop3c";
+		rl_attempted_completion_function = complete;
+		rl_basic_word_break_characters = " \t";
+		rl_signal_event_hook = on_signal_event;
+		snprintf(c->prompt, sizeof(c->prompt),
+		    strchr(c->host, ':') ? "[%.200s]:%s> " : "%.200s:%s> ",
+		    c->host, c->port);
+		history_start(c);
+	}
+	rc = session(c, user);
+	if (c->interactive)
+		history_end(c);
+	if (out_flush() < 0 && rc == 0)
+		rc = EXIT_CONN;
+	if (close(fd) < 0 && rc == 0)
+		warnx_("close: %s", strerror(errno));
+	close(c->dirfd);
+	free(c->deleted);
+	free(c);
+	return rc;
+}
