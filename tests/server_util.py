@@ -1,0 +1,267 @@
+"""Helpers for the pop3d end-to-end tests (tests/test_server*.py).
+
+conftest.py (the lead's) provides POP3D, free_port(), Server, Conn and the
+server/maildrop/empty_maildrop fixtures.  This module adds what the server
+tests need on top: a connection class whose multi-line reader fails on EOF
+instead of looping, the expected wire form of a message file, the expected
+numbering of a maildrop, and a reader for the dialogue data files in
+tests/data/server/.
+"""
+import ast
+import os
+import re
+import socket
+import stat
+import threading
+import time
+
+import pytest
+
+from conftest import POP3D, TIMEOUT, Conn, free_port  # noqa: F401
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data", "server")
+
+
+class ServerClosed(AssertionError):
+    """The server closed the connection where a reply was expected."""
+
+
+class Pop(Conn):
+    """Conn with an EOF-aware reader and raw multi-line access."""
+
+    def __init__(self, port, host="127.0.0.1", greet=True, timeout=TIMEOUT):
+        self.eof = False
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.greeting = self.line() if greet else None
+        if greet:
+            assert self.greeting.startswith(b"+OK"), self.greeting
+
+    def line(self):
+        """One line without its CRLF; raises ServerClosed at EOF."""
+        while b"\r\n" not in self.buf:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                raise ServerClosed("connection closed; unterminated data %r"
+                                   % self.buf[:200])
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def body(self):
+        return self.raw_body().split(b"\r\n")[:-1]
+
+    def raw_body(self):
+        """The text of a multi-line body: byte-stuffing undone, CRLF kept."""
+        out = []
+        while True:
+            line = self.line()
+            if line == b".":
+                return b"".join(out)
+            if line.startswith(b"."):
+                line = line[1:]
+            out.append(line + b"\r\n")
+
+    def multi(self, command):
+        status = self.cmd(command)
+        if not status.startswith(b"+OK"):
+            return status, None
+        return status, self.body()
+
+    def multi_raw(self, command):
+        status = self.cmd(command)
+        if not status.startswith(b"+OK"):
+            return status, None
+        return status, self.raw_body()
+
+    def ok(self, command):
+        """Send command, assert +OK, return the status line."""
+        status = self.cmd(command)
+        assert status.startswith(b"+OK"), (command, status)
+        return status
+
+    def err(self, command):
+        status = self.cmd(command)
+        assert status.startswith(b"-ERR"), (command, status)
+        return status
+
+    def stat(self):
+        status = self.ok("STAT")
+        m = re.match(rb"^\+OK (\d+) (\d+)(?: .*)?$", status)
+        assert m, status
+        return int(m.group(1)), int(m.group(2))
+
+    def scan_list(self):
+        """LIST without argument as {number: size}."""
+        status, lines = self.multi("LIST")
+        assert status.startswith(b"+OK"), status
+        out = {}
+        for line in lines:
+            m = re.match(rb"^(\d+) (\d+)(?: .*)?$", line)
+            assert m, line
+            out[int(m.group(1))] = int(m.group(2))
+        return out
+
+    def uidl_list(self):
+        status, lines = self.multi("UIDL")
+        assert status.startswith(b"+OK"), status
+        out = {}
+        for line in lines:
+            m = re.match(rb"^(\d+) (\S+)$", line)
+            assert m, line
+            out[int(m.group(1))] = m.group(2)
+        return out
+
+    def quit(self):
+        status = self.cmd("QUIT")
+        assert status.startswith(b"+OK"), status
+        return status
+
+    def wait_closed(self, timeout=TIMEOUT):
+        """True if the server closes with no further bytes within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(4096)
+        except ConnectionResetError:
+            data = b""
+        except socket.timeout:
+            return False
+        assert data == b"" and self.buf == b"", \
+            "unexpected bytes before close: %r" % (self.buf + data)
+        return True
+
+
+def wire(data):
+    """The octets RETR sends for a file: bare LF as CRLF, last line closed."""
+    out = re.sub(rb"(?<!\r)\n", b"\r\n", data)
+    if out and not out.endswith(b"\r\n"):
+        out += b"\r\n"
+    return out
+
+
+def wire_top(data, k):
+    """The text TOP n k sends: header, empty line, k body lines."""
+    lines = wire(data).split(b"\r\n")[:-1]
+    out = []
+    i = 0
+    while i < len(lines):
+        out.append(lines[i])
+        i += 1
+        if out[-1] == b"":
+            break
+    out.extend(lines[i:i + k])
+    return b"".join(l + b"\r\n" for l in out)
+
+
+def messages(path):
+    """Names of the messages pop3d should serve, in readdir order."""
+    names = []
+    for name in os.listdir(path):
+        st = os.lstat(os.path.join(path, name))
+        if stat.S_ISREG(st.st_mode):
+            names.append(name)
+    return names
+
+
+def messages_arrival(path):
+    names = messages(path)
+    return sorted(names, key=lambda n: (
+        os.lstat(os.path.join(path, n)).st_mtime_ns, n.encode()))
+
+
+def read(path, name=None):
+    with open(os.path.join(path, name) if name else path, "rb") as f:
+        return f.read()
+
+
+def start_drained(factory, *args, **kw):
+    """server(...) with the server's stdout/stderr pipes drained, so a
+    chatty foreground listener never blocks on a full pipe."""
+    s = factory(*args, **kw)
+    s.log = []
+    for f in (s.proc.stdout, s.proc.stderr):
+        if f is None:
+            continue
+
+        def drain(f=f):
+            try:
+                for line in iter(f.readline, b""):
+                    s.log.append(line)
+            except (ValueError, OSError):
+                pass
+        threading.Thread(target=drain, daemon=True).start()
+    return s
+
+
+@pytest.fixture
+def pop3d(server):
+    """Factory like `server`, with the output pipes drained."""
+    def start(*args, **kw):
+        return start_drained(server, *args, **kw)
+    return start
+
+
+def wait_for(pred, timeout=TIMEOUT, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+# --- dialogue data files ----------------------------------------------------
+#
+# One directive a line; '#' starts a comment line, blank lines are ignored.
+#   C: text     send text + CRLF (Python escapes allowed: \x00, \t, \n ...)
+#   R: text     send text as is, no terminator added (escapes allowed)
+#   S: text     expect exactly this status line
+#   S~ regex    expect a status line matching regex (fullmatch)
+#   B~ regex    expect a multi-line body (after the status) whose lines all
+#               match regex; the '.' terminator is consumed
+#   X:          expect the server to close the connection
+# {N} in C/R/S lines is replaced by the number of messages, {N1} by N + 1,
+# {SIZE1} by the LIST size of message 1.
+
+def load_dialogue(name):
+    steps = []
+    with open(os.path.join(DATA, name), encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            raw = raw.rstrip("\n")
+            if not raw.strip() or raw.startswith("#"):
+                continue
+            kind, text = raw[:2], raw[3:]
+            if kind in ("C:", "R:"):
+                text = ast.literal_eval('"' + text.replace('"', '\\"') + '"')
+            steps.append((lineno, kind, text))
+    return steps
+
+
+def run_dialogue(conn, steps, subst):
+    for lineno, kind, text in steps:
+        for k, v in subst.items():
+            text = text.replace("{%s}" % k, str(v))
+        where = "line %d: %s %s" % (lineno, kind, text[:60])
+        if kind == "C:":
+            conn.send(text.encode("latin-1") + b"\r\n")
+        elif kind == "R:":
+            conn.send(text.encode("latin-1"))
+        elif kind == "S:":
+            got = conn.line()
+            assert got == text.encode(), (where, got)
+        elif kind == "S~":
+            got = conn.line()
+            assert re.fullmatch(text.encode(), got), (where, got)
+        elif kind == "B~":
+            for line in conn.body():
+                assert re.fullmatch(text.encode(), line), (where, line)
+        elif kind == "X:":
+            assert conn.wait_closed(), where
+        else:
+            raise ValueError("bad directive " + where)
