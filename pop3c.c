@@ -157,6 +157,7 @@ struct client {
 	struct writer	 w;
 	int		 timeout_ms;
 	int		 interactive;	/* stdin is a terminal: readline */
+	FILE		*tty;		/* where the prompt and echo go */
 	const char	*host;
 	const char	*port;
 	const char	*dir;		/* download folder as given */
@@ -177,6 +178,7 @@ struct client {
 	/* History file, or "" when history is not kept. */
 	char		 histpath[PATH_MAX];
 	char		 line[CLIENT_LINE_MAX];		/* status line */
+	size_t		 linelen;
 	char		 dec[RBUF_SIZE + 2];		/* decoded bytes */
 };
 
@@ -434,6 +436,7 @@ read_status(struct client *c)
 	if (!cut && len > 0 && c->line[len - 1] == '\r')
 		len--;
 	c->line[len] = '\0';
+	c->linelen = len;
 	return 0;
 }
 
@@ -588,7 +591,7 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 
 	if (read_status(c) < 0)
 		return -1;
-	fputs(c->line, stdout);
+	fwrite(c->line, 1, c->linelen, stdout);
 	fputc('\n', stdout);
 	c->last_ok = strncmp(c->line, "+OK", 3) == 0;
 	c->sasl = c->line[0] == '+' && !c->last_ok;
@@ -675,10 +678,11 @@ help(void)
 	    "sends QUIT and exits.\n");
 }
 
-/* Read one line from a terminal fd without echo.  1, or 0 if cancelled
- * (Ctrl-C, Ctrl-D), or -1 (said). */
+/* Read one line from a terminal fd without echo, prompting on out (or on
+ * fd when out is NULL).  1, or 0 if cancelled (Ctrl-C, Ctrl-D), or -1
+ * (said). */
 static int
-tty_secret(int fd, const char *prompt, char *buf, size_t cap)
+tty_secret(int fd, FILE *out, const char *prompt, char *buf, size_t cap)
 {
 	struct termios old, quiet;
 	size_t len = 0;
@@ -695,9 +699,10 @@ tty_secret(int fd, const char *prompt, char *buf, size_t cap)
 		warnx_("terminal: %s", strerror(errno));
 		return -1;
 	}
-	if (fd == 0) {
-		fputs(prompt, stdout);
+	if (out != NULL) {
 		fflush(stdout);
+		fputs(prompt, out);
+		fflush(out);
 	} else if (write_all(fd, prompt, strlen(prompt)) < 0)
 		rc = -1;
 	got_sigint = 0;
@@ -731,8 +736,8 @@ tty_secret(int fd, const char *prompt, char *buf, size_t cap)
 	if (tcsetattr(fd, TCSAFLUSH, &old) < 0)
 		warnx_("terminal: %s", strerror(errno));
 	if (rc != 1) {
-		if (fd == 0)
-			fputc('\n', stdout);
+		if (out != NULL)
+			fputc('\n', out);
 		else
 			(void)write_all(fd, "\n", 1);
 	}
@@ -755,7 +760,7 @@ ask_password(struct client *c, char *buf, size_t cap)
 	int fd, rc, toolong = 0;
 
 	if (c->interactive)
-		return tty_secret(0, "Password: ", buf, cap);
+		return tty_secret(0, c->tty, "Password: ", buf, cap);
 	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd >= 0) {
 		struct sigaction sa, old;
@@ -769,7 +774,7 @@ ask_password(struct client *c, char *buf, size_t cap)
 			close(fd);
 			return -1;
 		}
-		rc = tty_secret(fd, "Password: ", buf, cap);
+		rc = tty_secret(fd, NULL, "Password: ", buf, cap);
 		(void)sigaction(SIGINT, &old, NULL);
 		close(fd);
 		return rc;
@@ -1145,7 +1150,8 @@ session(struct client *c, const char *user)
 
 	if (read_status(c) < 0)
 		return EXIT_CONN;
-	printf("%s\n", c->line);
+	fwrite(c->line, 1, c->linelen, stdout);
+	fputc('\n', stdout);
 	if (out_flush() < 0)
 		return EXIT_CONN;
 	if (strncmp(c->line, "+OK", 3) != 0) {
@@ -1181,7 +1187,7 @@ session(struct client *c, const char *user)
 	}
 	/* End of input (Ctrl-D): QUIT as if typed. */
 	if (c->interactive)
-		printf("QUIT\n");
+		fputs("QUIT\n", c->tty);
 	c->sasl = 0;
 	rc = run_line(c, quit, 0);
 	return rc < 0 ? EXIT_CONN : 0;
@@ -1287,6 +1293,9 @@ main(int argc, char *argv[])
 	writer_init(&c->w, &c->io, c->timeout_ms);
 
 	if (c->interactive) {
+		/* With stdout redirected, prompts still go to the terminal. */
+		c->tty = isatty(1) ? stdout : stderr;
+		rl_outstream = c->tty;
 		rl_readline_name = "pop3c";
 		rl_attempted_completion_function = complete;
 		rl_basic_word_break_characters = " \t";
@@ -1303,7 +1312,7 @@ main(int argc, char *argv[])
 		rc = EXIT_CONN;
 	if (close(fd) < 0 && rc == 0)
 		warnx_("close: %s", strerror(errno));
-	close(c->dirfd);
+	(void)close(c->dirfd);
 	free(c->deleted);
 	free(c);
 	return rc;
