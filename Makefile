@@ -24,9 +24,13 @@ ALL_CPPFLAGS += -DUSE_SYSTEMD $(SYSTEMD_CFLAGS)
 endif
 READLINE_CFLAGS := $(shell $(PKG_CONFIG) --cflags readline 2>/dev/null)
 READLINE_LIBS := $(shell $(PKG_CONFIG) --libs readline 2>/dev/null || echo -lreadline)
+SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
+SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+CRYPT_LIBS := $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt)
+ALL_CPPFLAGS += $(SSL_CFLAGS)
 
-POP3D_OBJS = pop3d.o listen.o session.o store.o proto.o log.o
-POP3C_OBJS = pop3c.o proto.o
+POP3D_OBJS = pop3d.o listen.o session.o store.o users.o tls.o proto.o log.o
+POP3C_OBJS = pop3c.o tls.o proto.o
 TEST_BINS = tests/test_proto tests/test_store
 
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -35,12 +39,12 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 all: $(O)/pop3d $(O)/pop3c
 
 $(O)/pop3d: $(addprefix $(O)/,$(POP3D_OBJS))
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS)
 
 $(O)/pop3c: $(addprefix $(O)/,$(POP3C_OBJS))
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(READLINE_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(READLINE_LIBS) $(SSL_LIBS)
 
-$(O)/pop3c.o: pop3c.c proto.h params.h
+$(O)/pop3c.o: pop3c.c proto.h params.h tls.h
 	@mkdir -p $(O)
 	$(CC) $(ALL_CPPFLAGS) $(READLINE_CFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 

@@ -8,6 +8,7 @@
  * allowed session is busy the master itself accepts the extra connection
  * and answers -ERR [SYS/TEMP].
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -127,6 +128,15 @@ listen_systemd(int *fds, int max, int *conn)
 		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) > 0) {
 			if (n == max)
 				return log_warnx("more than %d sockets passed", max);
+			/*
+			 * systemd passes blocking sockets (NonBlocking=no).
+			 * Workers and the master race for each connection
+			 * after poll(); the loser must get EAGAIN, not sleep
+			 * in accept() (the master with signals blocked).
+			 */
+			if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) |
+			    O_NONBLOCK) < 0)
+				return log_warn("passed fd %d", fd);
 			fds[n++] = fd;
 		} else if (passed == 1 &&
 		    sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
@@ -195,8 +205,10 @@ report(int fd, int busy)
 		log_warn("report to master");
 }
 
+/* Wait for a connection; signals are let in only inside ppoll, so a
+ * SIGTERM can never slip in between the flag check and the wait. */
 static int
-accept_one(const int *fds, int nfds, int *which)
+accept_one(const int *fds, int nfds, int *which, const sigset_t *waitmask)
 {
 	struct pollfd pfd[LISTEN_MAXFDS];
 	int i, fd;
@@ -205,7 +217,7 @@ accept_one(const int *fds, int nfds, int *which)
 		pfd[i].fd = fds[i];
 		pfd[i].events = POLLIN;
 	}
-	if (poll(pfd, nfds, -1) < 0)
+	if (ppoll(pfd, nfds, NULL, waitmask) < 0)
 		return -1;
 	for (i = 0; i < nfds; i++) {
 		if (!(pfd[i].revents & POLLIN))
@@ -237,17 +249,25 @@ static void __attribute__((noreturn))
 worker_main(struct pool *p)
 {
 	struct session_cfg cfg = *p->cfg;
-	sigset_t none;
+	sigset_t none, block;
 	int served = 0;
 
+	/* A worker never outlives its master. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(0);
 	close(p->report[0]);
+	sigemptyset(&none);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGUSR1);
+	sigprocmask(SIG_SETMASK, &block, NULL);
 	set_handler(SIGTERM, on_signal);
 	set_handler(SIGINT, on_signal);
 	set_handler(SIGUSR1, on_signal);
 	signal(SIGCHLD, SIG_DFL);
 	got_term = got_retire = 0;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	cfg.stop = &got_term;
 	cfg.store.cache = store_cache_new();
 
@@ -255,12 +275,15 @@ worker_main(struct pool *p)
 		char peer[128];
 		int fd, which;
 
-		if ((fd = accept_one(p->fds, p->nfds, &which)) < 0)
+		if ((fd = accept_one(p->fds, p->nfds, &which, &none)) < 0)
 			continue;
 		report(p->report[1], 1);
 		tune_conn(fd);
 		listen_peer(fd, peer, sizeof(peer));
-		session_run(fd, fd, &cfg, peer);
+		/* SIGTERM stays blocked but for the session's waits (proto.c),
+		 * which then end with EINTR and the session checks cfg.stop. */
+		if (!got_term)
+			session_run(fd, fd, &cfg, peer);
 		close(fd);
 		served++;
 		report(p->report[1], 0);

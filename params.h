@@ -50,6 +50,19 @@
  * beyond these the maildrop is refused rather than served wrongly. */
 #define STORE_MAX_MESSAGES	1000000
 
+/* A failed login is answered this long after it began, whatever the
+ * cause, so a wrong name and a wrong password look alike. */
+#define AUTH_FAIL_DELAY_MS	500
+
+/* Failed logins before the server hangs up. */
+#define AUTH_MAX_FAILURES	3
+
+/* A SASL response line (RFC 5034 lifts the 255-octet limit for them). */
+#define SASL_LINE_MAX		2048
+
+/* Seconds a TLS handshake may take. */
+#define TLS_HANDSHAKE_TIMEOUT	30
+
 /* pop3c: a server status line longer than this is cut when shown. */
 #define CLIENT_LINE_MAX		4096
 

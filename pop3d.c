@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +31,7 @@
 #include "params.h"
 #include "proto.h"
 #include "session.h"
+#include "tls.h"
 
 static const char usage_text[] =
 "usage: pop3d [OPTIONS] PORT MAILDROP   serve MAILDROP on PORT\n"
@@ -40,6 +43,13 @@ static const char usage_text[] =
 "  -x, --exclusive           lock the maildrop for the whole session\n"
 "  -w, --lock-wait SECONDS   with --exclusive, wait this long for the lock (5)\n"
 "  -D, --delete-now          remove a message at DELE instead of at QUIT\n"
+"  -u, --users FILE          user database (name:hash[:maildrop] lines);\n"
+"                            maildrops default to MAILDROP/NAME\n"
+"  -c, --tls-cert FILE       TLS certificate chain (PEM): enables STLS\n"
+"  -k, --tls-key FILE        TLS private key (PEM)\n"
+"  -T, --tls                 TLS from the first byte (POP3S, port 995)\n"
+"  -P, --allow-plaintext     accept passwords without TLS off loopback\n"
+"  -U, --user NAME           drop privileges to NAME after setting up\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n";
 
@@ -50,6 +60,12 @@ static const struct option longopts[] = {
 	{ "exclusive",		no_argument,	   NULL, 'x' },
 	{ "lock-wait",		required_argument, NULL, 'w' },
 	{ "delete-now",		no_argument,	   NULL, 'D' },
+	{ "users",		required_argument, NULL, 'u' },
+	{ "tls-cert",		required_argument, NULL, 'c' },
+	{ "tls-key",		required_argument, NULL, 'k' },
+	{ "tls",		no_argument,	   NULL, 'T' },
+	{ "allow-plaintext",	no_argument,	   NULL, 'P' },
+	{ "user",		required_argument, NULL, 'U' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
@@ -91,6 +107,23 @@ number_arg(const char *opt, const char *s, int min, int max)
 	return (int)v;
 }
 
+/* Become user name (groups too), for good. */
+static void
+drop_privileges(const char *name)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	if ((pw = getpwnam(name)) == NULL)
+		die(EX_NOUSER, "--user %s: no such user", name);
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+		die(EX_OSERR, "cannot become user %s: %s", name,
+		    strerror(errno));
+	if (pw->pw_uid != 0 && (setuid(0) == 0 || geteuid() == 0))
+		die(EX_OSERR, "privileges of root still held after --user");
+}
+
 static void
 one_session(int rfd, int wfd, const struct session_cfg *cfg)
 {
@@ -109,7 +142,8 @@ main(int argc, char *argv[])
 	static volatile sig_atomic_t never;
 	struct session_cfg cfg;
 	struct stat sb;
-	const char *port = NULL;
+	const char *port = NULL, *cert = NULL, *key = NULL, *user = NULL;
+	char err[512];
 	int fds[LISTEN_MAXFDS], nfds, conn, c, max_sessions = MAX_SESSIONS_DEFAULT;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -118,7 +152,7 @@ main(int argc, char *argv[])
 	cfg.store.lock_wait = LOCK_WAIT_DEFAULT;
 	cfg.stop = &never;
 
-	while ((c = getopt_long(argc, argv, "t:m:o:xw:DhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:m:o:xw:Du:c:k:TPU:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
@@ -145,6 +179,24 @@ main(int argc, char *argv[])
 			break;
 		case 'D':
 			cfg.store.delete_now = 1;
+			break;
+		case 'u':
+			cfg.users = optarg;
+			break;
+		case 'c':
+			cert = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'T':
+			cfg.tls_wrap = 1;
+			break;
+		case 'P':
+			cfg.allow_plaintext = 1;
+			break;
+		case 'U':
+			user = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -175,25 +227,42 @@ main(int argc, char *argv[])
 	if (!S_ISDIR(sb.st_mode))
 		die(EX_NOINPUT, "maildrop %s: not a directory", cfg.maildrop);
 
+	if ((cert == NULL) != (key == NULL))
+		die(EX_USAGE, "--tls-cert and --tls-key go together");
+	if (cfg.tls_wrap && cert == NULL)
+		die(EX_USAGE, "--tls needs --tls-cert and --tls-key");
+	if (cert != NULL &&
+	    (cfg.tls = tls_server_new(cert, key, err, sizeof(err))) == NULL)
+		die(EX_CONFIG, "%s", err);
+	if (cfg.users != NULL && access(cfg.users, R_OK) < 0)
+		die(EX_NOINPUT, "users file %s: %s", cfg.users, strerror(errno));
+
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((nfds = listen_systemd(fds, LISTEN_MAXFDS, &conn)) < 0)
 		die(EX_USAGE, "unusable sockets passed by systemd");
+	if (nfds == 0 && conn < 0 && port != NULL) {
+		log_init("pop3d", 1);
+		if ((nfds = listen_port(port, fds, LISTEN_MAXFDS)) < 0)
+			return EX_OSERR;
+	}
+	/* Sockets bound and key read: now give up root, before any client. */
+	if (user != NULL)
+		drop_privileges(user);
+	if (geteuid() == 0) {
+		if (cfg.users != NULL)
+			die(EX_USAGE, "refusing to serve a user database as root: "
+			    "use --user NAME");
+		log_init("pop3d", port != NULL && nfds > 0);
+		log_warnx("running as root; consider --user NAME");
+	}
 	if (conn >= 0) {
 		log_init("pop3d", 0);
 		one_session(conn, conn, &cfg);
 		return EX_OK;
 	}
 	if (nfds > 0) {
-		if (port != NULL)
-			die(EX_USAGE, "PORT given but systemd passed sockets");
-		log_init("pop3d", 0);
-		return listen_run(fds, nfds, &cfg, max_sessions);
-	}
-	if (port != NULL) {
-		log_init("pop3d", 1);
-		if ((nfds = listen_port(port, fds, LISTEN_MAXFDS)) < 0)
-			return EX_OSERR;
+		log_init("pop3d", port != NULL);
 		return listen_run(fds, nfds, &cfg, max_sessions);
 	}
 	log_init("pop3d", 0);

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,19 +52,33 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait until fd is ready for events, at most until deadline (ms, <0 none).
- * 1 ready, 0 timed out, -1 error or EINTR. */
+/*
+ * Wait until fd is ready for events, at most until deadline (ms, <0 none).
+ * 1 ready, 0 timed out, -1 error or EINTR.  SIGTERM and SIGINT are let in
+ * during the wait only: a process that keeps them blocked otherwise (the
+ * listener's workers) can never miss one between its flag check and here.
+ */
 static int
 wait_fd(int fd, short events, long long deadline)
 {
 	struct pollfd pfd = { .fd = fd, .events = events };
-	int timeout = -1, n;
+	struct timespec ts, *tp = NULL;
+	sigset_t mask;
+	int n;
 
 	if (deadline >= 0) {
 		long long left = deadline - now_ms();
-		timeout = left > 0 ? (int)left : 0;
+
+		if (left < 0)
+			left = 0;
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = (left % 1000) * 1000000;
+		tp = &ts;
 	}
-	n = poll(&pfd, 1, timeout);
+	sigprocmask(SIG_SETMASK, NULL, &mask);
+	sigdelset(&mask, SIGTERM);
+	sigdelset(&mask, SIGINT);
+	n = ppoll(&pfd, 1, tp, &mask);
 	if (n < 0)
 		return -1;
 	return n > 0;

@@ -3,7 +3,8 @@
 # building needs (--build) or what building and the whole test suite need
 # (default).  Run as root.
 set -eu
-BUILD="build-essential pkg-config libsystemd-dev libreadline-dev"
+BUILD="build-essential pkg-config libsystemd-dev libreadline-dev libssl-dev
+ libcrypt-dev"
 TEST="python3 python3-pytest python3-pytest-timeout curl fetchmail tmux
  xinetd systemd netcat-openbsd openssl procps iproute2"
 PKGS=$BUILD
