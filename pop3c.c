@@ -787,6 +787,23 @@ ask_password(struct client *c, char *buf, size_t cap)
 	return rc;
 }
 
+/* Add a typed line to the history, and to the file at once (so it survives
+ * a crash); a repeat of the previous line is not added again. */
+static void
+remember(struct client *c, const char *line)
+{
+	HIST_ENTRY *last = history_get(history_base + history_length - 1);
+
+	if (last != NULL && strcmp(last->line, line) == 0)
+		return;
+	add_history(line);
+	if (c->histpath[0] != '\0' && append_history(1, c->histpath) != 0) {
+		warnx_("cannot write history %s: %s", c->histpath,
+		    strerror(errno));
+		c->histpath[0] = '\0';
+	}
+}
+
 /*
  * Handle one input line.  Returns 0 to go on, 1 when QUIT was answered,
  * -1 when the connection is lost (said).  typed is 0 for the lines -u
@@ -808,27 +825,17 @@ run_line(struct client *c, char *line, int typed)
 	wlen = strcspn(word, " \t");
 	if (!c->sasl)
 		cmd = find_cmd(word, wlen);
-	if (cmd == NULL || cmd->action != A_PASS)
-		while (end > line && (end[-1] == ' ' || end[-1] == '\t' ||
-		    end[-1] == '\r' || end[-1] == '\n'))
-			*--end = '\0';
+	/* Line ends never belong to a command; blanks do, in a password. */
+	while (end > line && (end[-1] == '\r' || end[-1] == '\n' ||
+	    ((cmd == NULL || cmd->action != A_PASS) &&
+	    (end[-1] == ' ' || end[-1] == '\t'))))
+		*--end = '\0';
 	if (*line == '\0' && !c->sasl)
 		return 0;
 	if (cmd != NULL && (cmd->action == A_PASS || cmd->action == A_AUTH))
 		secret = 1;
-	if (typed && c->interactive && !secret) {
-		HIST_ENTRY *last = history_get(history_base + history_length - 1);
-
-		if (last == NULL || strcmp(last->line, line) != 0) {
-			add_history(line);
-			if (c->histpath[0] != '\0' &&
-			    append_history(1, c->histpath) != 0) {
-				warnx_("cannot write history %s: %s",
-				    c->histpath, strerror(errno));
-				c->histpath[0] = '\0';
-			}
-		}
-	}
+	if (typed && c->interactive && !secret)
+		remember(c, line);
 	/* Arguments (for multi-line choice, naming and completion state). */
 	for (p = word + wlen; *p != '\0';) {
 		p += strspn(p, " \t");

@@ -644,3 +644,13 @@ def test_sasl_continuation_passes_through(tmp_path):
     assert srv.received == [b"AUTH PLAIN", b"AGRhbmEAc2VjcmV0", b"STAT",
                             b"QUIT"]
     assert out == b"+OK scripted\n+ \n+OK logged in\n+OK 0 0\n+OK bye\n"
+
+
+def test_password_keeps_blanks_but_not_cr(tmp_path):
+    srv = ScriptedServer(script({b"PASS  two words ": [b"+OK\r\n"],
+                                 b"NOOP": [b"+OK\r\n"]}))
+    status, out, err = run_pop3c([srv.port], b"PASS  two words \r\nNOOP \r\n",
+                                 env=client_env(tmp_path))
+    srv.join()
+    assert status == 0, err
+    assert srv.received == [b"PASS  two words ", b"NOOP", b"QUIT"]
