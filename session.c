@@ -15,6 +15,7 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,6 @@ enum state { ST_AUTH = 1, ST_TRANS = 2 };
 struct session {
 	const struct session_cfg *cfg;
 	struct pio	 io;
-	struct reader	 in;
-	struct writer	 out;
 	struct store	*store;
 	enum state	 state;
 	int		 user_given;
@@ -53,6 +52,9 @@ struct session {
 	int		 broken;	/* connection unusable: end now */
 	size_t		 nretr, ndele;
 	char		 line[POP3_CMD_MAX + 1];
+	/* Buffers last: never zeroed, so an idle session touches few pages. */
+	struct reader	 in;
+	struct writer	 out;
 };
 
 #define MAX_ARGS	2
@@ -736,10 +738,11 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg, const char *peer)
 	const char *why = NULL;
 	int timeout_ms = cfg->timeout > 0 ? cfg->timeout * 1000 : -1;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
+	if ((s = malloc(sizeof(*s))) == NULL) {
 		log_warn("session for %s", peer);
 		return;
 	}
+	memset(s, 0, offsetof(struct session, in));
 	s->cfg = cfg;
 	s->state = ST_AUTH;
 	pio_init_fd(&s->io, rfd, wfd);

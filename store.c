@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,10 +374,12 @@ store_open(struct store **out, const char *dir, const struct store_opts *o)
 	struct store *st;
 	enum store_status r;
 
-	if ((st = calloc(1, sizeof(*st))) == NULL) {
-		log_warn("calloc");
+	/* The chunk buffer is not zeroed: pages are touched only when used. */
+	if ((st = malloc(sizeof(*st))) == NULL) {
+		log_warn("malloc");
 		return STORE_IOERR;
 	}
+	memset(st, 0, offsetof(struct store, chunk));
 	st->opts = *o;
 	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
