@@ -12,7 +12,9 @@
  * pop3c does around them), the local `help`, and tab completion.  GNU
  * readline is used only when stdin is a terminal; otherwise lines are read
  * plainly, with no prompt and no terminal codes.  All socket I/O goes
- * through struct pio (proto.h), so TLS can wrap it later.
+ * through struct pio (proto.h), which tls.c switches to TLS for --tls,
+ * --starttls and the STLS command.  A password is never sent in clear to
+ * a host other than loopback without asking first.
  *
  * Errors: functions that meet a failure print one line on stderr
  * themselves ("pop3c: ...") and return -1 (or a status), so the caller
@@ -23,6 +25,8 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +50,7 @@
 
 #include "params.h"
 #include "proto.h"
+#include "tls.h"
 
 #define EXIT_CONN	1	/* connection failed or ended unexpectedly */
 #define EXIT_USAGE	64	/* sysexits EX_USAGE */
@@ -129,8 +134,8 @@ static const struct cmd cmds[] = {
 	    "do nothing (keeps the session alive)" },
 	{ "CAPA", ARG_NONE, M_ALWAYS, A_SEND, 1, "CAPA",
 	    "list the server's capabilities" },
-	{ "STLS", ARG_NONE, M_ONE, A_STLS, 0, "STLS",
-	    "start TLS (not supported by this pop3c)" },
+	{ "STLS", ARG_NONE, M_ONE, A_STLS, 1, "STLS",
+	    "switch the connection to TLS (RFC 2595)" },
 	{ "QUIT", ARG_NONE, M_ONE, A_QUIT, 1, "QUIT",
 	    "delete the marked messages, end the session and exit" },
 	{ "HELP", ARG_NONE, M_ONE, A_HELP, 1, "help",
@@ -160,6 +165,12 @@ struct client {
 	FILE		*tty;		/* where the prompt and echo go */
 	const char	*host;
 	const char	*port;
+	struct tls_ctx	*tls;		/* client context, made on first use */
+	const char	*cafile;
+	int		 insecure;
+	int		 tls_on;
+	int		 starttls_first;	/* --starttls: STLS after greeting */
+	int		 local;		/* the server is on loopback */
 	const char	*dir;		/* download folder as given */
 	int		 dirfd;
 	char		 prompt[300];
@@ -191,11 +202,16 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: pop3c [-d DIR] [-t SECONDS] [-u USER] [HOST] PORT\n"
+	    "usage: pop3c [-d DIR] [-t SECONDS] [-u USER] [--tls | --starttls]\n"
+	    "             [--cafile FILE] [--insecure] [HOST] PORT\n"
 	    "       pop3c --help | --version\n"
 	    "  -d DIR       save retrieved messages in DIR (default: .)\n"
 	    "  -t SECONDS   wait at most this long for the server (default: %d)\n"
 	    "  -u USER      log in as USER at start (the password is asked)\n"
+	    "  --tls        TLS from the first byte (POP3S, usually port 995)\n"
+	    "  --starttls   switch to TLS with STLS before anything else\n"
+	    "  --cafile F   trust the CA certificates in F, not the system's\n"
+	    "  --insecure   do not verify the server's certificate\n"
 	    "HOST defaults to localhost; a name, an IPv4 or an IPv6 address.\n"
 	    "Type 'help' at the prompt for the commands.\n",
 	    CLIENT_TIMEOUT_DEFAULT);
@@ -804,6 +820,111 @@ remember(struct client *c, const char *line)
 	}
 }
 
+/* ---- TLS ------------------------------------------------------------ */
+
+/* Run the TLS handshake on the connection.  0, or -1 (said). */
+static int
+tls_start(struct client *c)
+{
+	char err[512];
+
+	if (c->tls == NULL &&
+	    (c->tls = tls_client_new(c->cafile, c->insecure, err,
+	    sizeof(err))) == NULL) {
+		warnx_("TLS: %s", err);
+		return -1;
+	}
+	/* Bytes that came in clear before the handshake are not trusted. */
+	reader_init(&c->r, &c->io);
+	if (tls_connect(c->tls, &c->io, c->host, c->timeout_ms, err,
+	    sizeof(err)) < 0) {
+		warnx_("TLS with %s: %s", c->host, err);
+		return -1;
+	}
+	c->tls_on = 1;
+	return 0;
+}
+
+/* STLS: ask, then handshake.  show: print the reply.  0 to go on (the
+ * server refused), -1 (said) when the connection cannot go on. */
+static int
+starttls(struct client *c, int show)
+{
+	if (c->tls_on) {
+		warnx_("TLS is already on");
+		return 0;
+	}
+	if (send_line(c, "STLS") < 0 || read_status(c) < 0)
+		return -1;
+	if (show) {
+		fwrite(c->line, 1, c->linelen, stdout);
+		fputc('\n', stdout);
+		if (out_flush() < 0)
+			return -1;
+	}
+	if (strncmp(c->line, "+OK", 3) != 0) {
+		if (!show)
+			warnx_("the server refused STLS: %s", c->line);
+		return show ? 0 : -1;
+	}
+	if (tls_start(c) < 0)
+		return -1;
+	if (show)
+		fprintf(c->tty ? c->tty : stdout, "TLS is on (%s)\n",
+		    tls_describe(&c->io));
+	return 0;
+}
+
+/* May a password go to the server?  Yes over TLS or to loopback; else
+ * only when the user says so on the terminal.  1 yes, 0 no (said). */
+static int
+clear_ok(struct client *c)
+{
+	char answer[16];
+	FILE *in, *out;
+	int yes;
+
+	if (c->tls_on || c->local)
+		return 1;
+	in = fopen("/dev/tty", "r+e");
+	if (in == NULL) {
+		warnx_("not sending a password unencrypted to %s; use "
+		    "--starttls or --tls", c->host);
+		return 0;
+	}
+	out = in;
+	fprintf(out, "The connection to %s is not encrypted. Send the "
+	    "password anyway? [y/N] ", c->host);
+	fflush(out);
+	yes = fgets(answer, sizeof(answer), in) != NULL &&
+	    (answer[0] == 'y' || answer[0] == 'Y');
+	fclose(in);
+	if (!yes)
+		warnx_("password not sent");
+	return yes;
+}
+
+/* The peer of fd is on loopback. */
+static int
+peer_is_local(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		    (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
 /*
  * Handle one input line.  Returns 0 to go on, 1 when QUIT was answered,
  * -1 when the connection is lost (said).  typed is 0 for the lines -u
@@ -845,14 +966,15 @@ run_line(struct client *c, char *line, int typed)
 			arg = p;
 		p += strcspn(p, " \t");
 	}
+	if (secret && !c->sasl && !clear_ok(c))
+		return 0;
 	if (cmd != NULL) {
 		switch (cmd->action) {
 		case A_HELP:
 			help();
 			return out_flush();
 		case A_STLS:
-			warnx_("STLS is not supported: pop3c has no TLS yet");
-			return 0;
+			return starttls(c, 1);
 		case A_PASS:
 			if (nargs > 0)
 				break;
@@ -1165,6 +1287,8 @@ session(struct client *c, const char *user)
 		warnx_("the server did not accept the session");
 		return EXIT_CONN;
 	}
+	if (c->starttls_first && starttls(c, 0) < 0)
+		return EXIT_CONN;
 	if (user != NULL) {
 		char cmd[POP3_CMD_MAX + 1];
 
@@ -1206,6 +1330,10 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "tls", no_argument, NULL, 'T' },
+		{ "starttls", no_argument, NULL, 'S' },
+		{ "cafile", required_argument, NULL, 'C' },
+		{ "insecure", no_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct client *c;
@@ -1213,9 +1341,10 @@ main(int argc, char *argv[])
 	const char *user = NULL, *dir = ".";
 	uint64_t v;
 	int timeout = CLIENT_TIMEOUT_DEFAULT;
-	int ch, fd, rc;
+	int ch, fd, rc, tls = 0, starttls_first = 0, insecure = 0;
+	const char *cafile = NULL;
 
-	while ((ch = getopt_long(argc, argv, "d:t:u:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:t:u:hVTSC:k", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			dir = optarg;
@@ -1233,6 +1362,18 @@ main(int argc, char *argv[])
 		case 'u':
 			user = optarg;
 			break;
+		case 'T':
+			tls = 1;
+			break;
+		case 'S':
+			starttls_first = 1;
+			break;
+		case 'C':
+			cafile = optarg;
+			break;
+		case 'k':
+			insecure = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1246,6 +1387,11 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	if (tls && starttls_first) {
+		fprintf(stderr, "pop3c: --tls and --starttls exclude each other\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
 	if (argc < 1 || argc > 2) {
 		fprintf(stderr, "pop3c: %s\n", argc < 1 ? "PORT is missing" :
 		    "too many arguments");
@@ -1271,6 +1417,8 @@ main(int argc, char *argv[])
 	c->host = argc == 2 ? argv[0] : "localhost";
 	c->port = argv[argc - 1];
 	c->dir = dir;
+	c->cafile = cafile;
+	c->insecure = insecure;
 	c->timeout_ms = timeout * 1000;
 	c->interactive = isatty(0);
 	if ((c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -1298,6 +1446,10 @@ main(int argc, char *argv[])
 	pio_init_fd(&c->io, fd, fd);
 	reader_init(&c->r, &c->io);
 	writer_init(&c->w, &c->io, c->timeout_ms);
+	c->local = peer_is_local(fd);
+	if (tls && tls_start(c) < 0)
+		return EXIT_CONN;
+	c->starttls_first = starttls_first;
 
 	if (c->interactive) {
 		/* With stdout redirected, prompts still go to the terminal. */
@@ -1317,6 +1469,7 @@ main(int argc, char *argv[])
 		history_end(c);
 	if (out_flush() < 0 && rc == 0)
 		rc = EXIT_CONN;
+	tls_end(&c->io);
 	if (close(fd) < 0 && rc == 0)
 		warnx_("close: %s", strerror(errno));
 	(void)close(c->dirfd);

@@ -112,12 +112,12 @@ class Conn:
         """Lines of a multi-line body up to '.', byte-stuffing undone."""
         lines = []
         while True:
+            at_eof = b"\r\n" not in self.buf
             line = self.line()
             if line == b".":
                 return lines
-            if line == b"" and not self.buf:
-                # distinguish an empty line from EOF
-                pass
+            if at_eof and line == b"" and not self.buf and self.closed():
+                raise EOFError("connection closed inside a multi-line reply")
             lines.append(line[1:] if line.startswith(b".") else line)
 
     def multi(self, command):
