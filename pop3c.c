@@ -134,7 +134,8 @@ static const struct cmd cmds[] = {
 	    "do nothing (keeps the session alive)" },
 	{ "CAPA", ARG_NONE, M_ALWAYS, A_SEND, 1, "CAPA",
 	    "list the server's capabilities" },
-	{ "STLS", ARG_NONE, M_ONE, A_STLS, 1, "STLS",
+	/* Not offered by completion: "ST" then completes to STAT at once. */
+	{ "STLS", ARG_NONE, M_ONE, A_STLS, 0, "STLS",
 	    "switch the connection to TLS (RFC 2595)" },
 	{ "QUIT", ARG_NONE, M_ONE, A_QUIT, 1, "QUIT",
 	    "delete the marked messages, end the session and exit" },

@@ -35,7 +35,9 @@ def test_help_and_version(tmp_path):
     status, out, err = run_pop3c(["--help"], env=client_env(tmp_path))
     assert status == 0 and err == b""
     assert out.startswith(b"usage: pop3c [-d DIR] [-t SECONDS] [-u USER] "
-                          b"[HOST] PORT\n")
+                          b"[--tls | --starttls]\n")
+    for opt in (b"--tls", b"--starttls", b"--cafile", b"--insecure"):
+        assert opt in out
     status, out, err = run_pop3c(["--version"], env=client_env(tmp_path))
     assert status == 0 and re.fullmatch(rb"pop3c \d+\.\d+\S*\n", out)
 
@@ -352,14 +354,15 @@ def test_pass_without_terminal_reads_next_line(tmp_path):
     assert b"s3cret" not in out and b"s3cret" not in err
 
 
-def test_stls_refused_locally(tmp_path):
-    srv = ScriptedServer(script({b"NOOP": [b"+OK\r\n"]}))
+def test_stls_refused_by_server_session_goes_on(tmp_path):
+    srv = ScriptedServer(script({b"STLS": [b"-ERR not here\r\n"],
+                                 b"NOOP": [b"+OK\r\n"]}))
     status, out, err = run_pop3c([srv.port], b"STLS\nNOOP\n",
                                  env=client_env(tmp_path))
     srv.join()
     assert status == 0
-    assert srv.received == [b"NOOP", b"QUIT"]
-    assert b"STLS is not supported" in err
+    assert srv.received == [b"STLS", b"NOOP", b"QUIT"]
+    assert b"-ERR not here\n" in out
 
 
 def test_help_is_local_and_lists_every_command(tmp_path):
