@@ -9,6 +9,16 @@ DESTDIR ?=
 USE_SYSTEMD ?= yes
 PKG_CONFIG ?= pkg-config
 
+SYSTEMDUNITDIR ?= $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null)
+ifeq ($(SYSTEMDUNITDIR),)
+SYSTEMDUNITDIR = $(PREFIX)/lib/systemd/system
+endif
+# Installed disabled: copying it to /etc/xinetd.d enables it (README).
+XINETDDIR ?= $(PREFIX)/share/pop3d/xinetd.d
+UNITS = systemd/pop3d.socket systemd/pop3d@.service \
+	systemd/pop3d-listener.socket systemd/pop3d-listener.service \
+	systemd/pop3s.socket systemd/pop3s@.service
+
 # Object/output folder; the sanitizer build uses O=san.
 O ?= .
 
@@ -86,10 +96,19 @@ install: all
 	install -m 755 $(O)/pop3c $(DESTDIR)$(BINDIR)/pop3c
 	install -m 644 pop3d.8 $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	install -m 644 pop3c.1 $(DESTDIR)$(MANDIR)/man1/pop3c.1
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(XINETDDIR)
+	for f in $(UNITS) xinetd/pop3d; do \
+		case $$f in xinetd/*) d=$(DESTDIR)$(XINETDDIR);; \
+		*) d=$(DESTDIR)$(SYSTEMDUNITDIR);; esac; \
+		sed 's|/usr/local/sbin/pop3d|$(SBINDIR)/pop3d|' $$f \
+			>$$d/$${f##*/} && chmod 644 $$d/$${f##*/} || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(BINDIR)/pop3c \
-		$(DESTDIR)$(MANDIR)/man8/pop3d.8 $(DESTDIR)$(MANDIR)/man1/pop3c.1
+		$(DESTDIR)$(MANDIR)/man8/pop3d.8 $(DESTDIR)$(MANDIR)/man1/pop3c.1 \
+		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
+		$(DESTDIR)$(XINETDDIR)/pop3d
 
 clean:
 	rm -rf *.o pop3d pop3c $(TEST_BINS) san run-maildrop tests/__pycache__ \

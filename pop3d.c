@@ -239,6 +239,7 @@ main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 
+	log_init("pop3d", stderr_is_safe());	/* the reason below */
 	if ((nfds = listen_systemd(fds, LISTEN_MAXFDS, &conn)) < 0)
 		die(EX_USAGE, "unusable sockets passed by systemd");
 	if (nfds == 0 && conn < 0 && port != NULL) {

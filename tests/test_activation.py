@@ -332,7 +332,8 @@ def test_units_verify(tmp_path):
         r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("unit", ["pop3d@.service", "pop3d-listener.service"])
+@pytest.mark.parametrize("unit", ["pop3d@.service", "pop3d-listener.service",
+                                  "pop3s@.service"])
 def test_units_security(unit):
     analyze = need_tool("systemd-analyze")
     r = subprocess.run([analyze, "security", "--offline=true", "--no-pager",
@@ -341,3 +342,74 @@ def test_units_security(unit):
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout)
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= SECURITY_MAX, r.stdout
+
+
+def test_pop3s_unit_serves_tls_with_users(tmp_path):
+    """The shipped pop3s@.service command line, credentials substituted,
+    run per connection under systemd-socket-activate as an unprivileged
+    user (as DynamicUser= would): a TLS login sees the user's maildrop."""
+    import ssl
+    import poplib
+    import pwd
+    activate = need_tool("systemd-socket-activate")
+    openssl = need_tool("openssl")
+    setpriv = need_tool("setpriv")
+    top = tempfile.mkdtemp(prefix="pop3s", dir="/var/tmp")
+    try:
+        os.chmod(top, 0o755)
+        creds = os.path.join(top, "creds")
+        base = os.path.join(top, "mail")
+        os.makedirs(os.path.join(base, "alice"))
+        with open(os.path.join(base, "alice", "m1"), "w") as f:
+            f.write("Subject: hi\n\nfor alice\n")
+        os.makedirs(creds)
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", os.path.join(creds, "key.pem"),
+                        "-out", os.path.join(creds, "cert.pem")],
+                       check=True, capture_output=True, timeout=60)
+        hashed = subprocess.run([openssl, "passwd", "-6", "s3cret"],
+                                check=True, capture_output=True,
+                                text=True).stdout.strip()
+        with open(os.path.join(creds, "users"), "w") as f:
+            f.write("alice:%s\n" % hashed)
+        nobody = pwd.getpwnam("nobody")
+        for d, _, files in os.walk(top):
+            os.chown(d, nobody.pw_uid, nobody.pw_gid)
+            for n in files:
+                os.chown(os.path.join(d, n), nobody.pw_uid, nobody.pw_gid)
+        unit = os.path.join(SYSTEMD_DIR, "pop3s@.service")
+        args = [a.replace("${CREDENTIALS_DIRECTORY}", creds)
+                for a in exec_args(unit, base)]
+        assert "--tls" in args and "--users" in args
+        port = free_port()
+        proc = Proc([setpriv, "--reuid", str(nobody.pw_uid), "--regid",
+                     str(nobody.pw_gid), "--clear-groups", activate,
+                     "--accept", "--inetd", "-l", "127.0.0.1:%d" % port,
+                     *passenv_args(), POP3D, *args],
+                    tmpdir=str(tmp_path))
+        try:
+            ctx = ssl.create_default_context(
+                cafile=os.path.join(creds, "cert.pem"))
+            deadline = time.monotonic() + TIMEOUT
+            while True:
+                try:
+                    p = poplib.POP3_SSL("127.0.0.1", port, context=ctx,
+                                        timeout=TIMEOUT)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise
+                    time.sleep(0.05)
+            assert p.getwelcome().startswith(b"+OK")
+            p.user("alice")
+            p.pass_("s3cret")
+            assert p.stat() == (1, len(b"Subject: hi\r\n\r\nfor alice\r\n"))
+            assert p.retr(1)[1] == [b"Subject: hi", b"", b"for alice"]
+            p.quit()
+        finally:
+            proc.stop()
+        assert proc.sanitizer_report() is None, proc.sanitizer_report()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
