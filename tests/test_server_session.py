@@ -284,3 +284,19 @@ def test_empty_maildrop(pop3d, empty_maildrop):
     c.ok("RSET")
     c.quit()
     assert os.listdir(empty_maildrop) == []
+
+
+def test_round_trips_not_stalled(pop3d, maildrop):
+    """Replies in one write and TCP_NODELAY (SPEC 3): 40 round trips of a
+    multi-line reply take nowhere near 40 delayed-ACK stalls of 40 ms."""
+    srv = pop3d(maildrop)
+    c = Pop(srv.port)
+    c.multi("LIST")
+    t0 = time.monotonic()
+    for _ in range(20):
+        status, lines = c.multi("LIST")
+        assert status.startswith(b"+OK")
+        status, lines = c.multi("TOP 1 0")
+        assert status.startswith(b"+OK")
+    assert time.monotonic() - t0 < 1.2
+    c.quit()
