@@ -2,6 +2,7 @@
 stalled clients, --delete-now (SPEC 1-3)."""
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -125,6 +126,7 @@ def test_sessions_do_not_block_each_other(pop3d, maildrop):
 
 
 def test_exclusive_in_use(pop3d, maildrop):
+    n = len(messages(maildrop))
     srv = pop3d(maildrop, "--exclusive", "--lock-wait", "1")
     a = Pop(srv.port)
     a.stat()
@@ -137,7 +139,7 @@ def test_exclusive_in_use(pop3d, maildrop):
     a.ok("DELE 1")
     a.quit()
     c = Pop(srv.port)
-    assert c.stat()[0] == len(messages(maildrop))
+    assert c.stat()[0] == n - 1     # a's QUIT committed under the lock
     c.quit()
 
 
@@ -385,3 +387,49 @@ def test_ipv6_listener(pop3d, maildrop):
     c = Pop(srv.port, host="::1")
     assert c.stat()[0] == len(messages(maildrop))
     c.quit()
+
+
+def test_dead_worker_replaced(pop3d, maildrop):
+    """A crashed session ends that session only; dead workers are
+    replaced, marks of the dead session are not committed."""
+    names = messages(maildrop)
+    srv = pop3d(maildrop)
+    victim = Pop(srv.port)
+    victim.ok("DELE 1")
+    other = Pop(srv.port)
+    other.stat()
+    # find the worker serving victim: the child with its socket
+    port = victim.sock.getsockname()[1]
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[2].split(":")[1], 16) == port and \
+                        int(fields[1].split(":")[1], 16) == srv.port and \
+                        fields[9] != "0":
+                    inode = fields[9]
+    assert inode
+    pid = None
+    for child in os.listdir("/proc"):
+        if not child.isdigit():
+            continue
+        try:
+            for fd in os.listdir("/proc/%s/fd" % child):
+                if os.readlink("/proc/%s/fd/%s" % (child, fd)) == \
+                        "socket:[%s]" % inode:
+                    pid = int(child)
+        except OSError:
+            continue
+    assert pid and pid != srv.proc.pid
+    os.kill(pid, signal.SIGKILL)
+    assert victim.wait_closed()
+    # the other session goes on, new ones are served
+    other.ok("NOOP")
+    other.quit()
+    for _ in range(10):
+        c = Pop(srv.port)
+        assert c.stat()[0] == len(names)
+        c.quit()
+    assert srv.proc.poll() is None
+    assert sorted(os.listdir(maildrop)) == sorted(names)
