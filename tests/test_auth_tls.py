@@ -7,6 +7,8 @@ tests run as root, so every server with --users gets --user nobody.
 """
 import os
 import re
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -19,7 +21,7 @@ import pytest
 from auth_util import (NOBODY, Area, NetNs, TlsServer, children,
                        client_context, make_certs, message, mkpasswd,
                        plain_b64, proc_ids, run)
-from conftest import POP3D, TIMEOUT, Conn
+from conftest import POP3D, TIMEOUT, Conn, free_port
 
 AUTH_FAIL = b"-ERR [AUTH] invalid user name or password"
 DELAY = 0.5
@@ -576,6 +578,38 @@ def test_stls_injection_discarded(server, area, certs):
     assert c.login("alice", PASSWORDS["alice"]).startswith(b"+OK")
 
 
+def test_stls_injection_large(server, area, certs):
+    """More pipelined clear text than one read: none of it is answered,
+    in clear or over TLS (the handshake may fail on the leftovers)."""
+    s = server(area.base, *users_opts(area, certs))
+    raw = socket.create_connection(("127.0.0.1", s.port), timeout=TIMEOUT)
+    c = TConn(raw)
+    c.send(b"STLS\r\n" + b"CAPA\r\n" * 3000)
+    assert c.line().startswith(b"+OK")
+    time.sleep(0.3)
+    raw.settimeout(0.2)
+    try:
+        extra = raw.recv(4096, socket.MSG_PEEK)
+    except (socket.timeout, TimeoutError):
+        extra = None
+    except ConnectionResetError:
+        return      # the leftovers broke the handshake: nothing answered
+    assert c.buf == b"" and not (extra or b"").startswith(b"+OK"), \
+        (c.buf, extra)
+    raw.settimeout(TIMEOUT)
+    try:
+        tls = client_context(certs["ca"]).wrap_socket(
+            raw, server_hostname="localhost")
+    except (ssl.SSLError, OSError):
+        return
+    tls.settimeout(1.0)
+    try:
+        got = tls.recv(4096)
+    except (socket.timeout, TimeoutError, ssl.SSLError, OSError):
+        got = b""
+    assert not got.startswith(b"+OK"), got
+
+
 def test_stls_injection_user_pass(server, area, certs):
     """USER/PASS pipelined in clear after STLS are not used after TLS."""
     s = server(area.base, *users_opts(area, certs))
@@ -863,3 +897,39 @@ def test_stls_stdio_users(area, certs):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_pop3s_systemd_socket_activate_inetd(area, certs):
+    """--tls with --users under systemd-socket-activate --accept --inetd
+    (the Accept=yes path)."""
+    tool = shutil.which("systemd-socket-activate")
+    if tool is None:
+        pytest.skip("systemd-socket-activate not installed")
+    port = free_port()
+    p = subprocess.Popen(
+        [tool, "--accept", "--inetd", "-l", "127.0.0.1:%d" % port, POP3D,
+         *users_opts(area, certs, "--tls"), area.base],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                raw = socket.create_connection(("127.0.0.1", port),
+                                               timeout=TIMEOUT)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and p.poll() is None
+                time.sleep(0.02)
+        c = TConn(client_context(certs["ca"]).wrap_socket(
+            raw, server_hostname="localhost"))
+        assert c.greeting.startswith(b"+OK")
+        assert b"STLS" not in capa(c)
+        assert c.login("bob", PASSWORDS["bob"]).startswith(
+            b"+OK maildrop has 2 ")
+        assert c.cmd("DELE 2").startswith(b"+OK")
+        assert c.cmd("QUIT") == b"+OK pop3d signing off (1 messages left)"
+        assert len(os.listdir(os.path.join(area.base, "bob"))) == 1
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=TIMEOUT)
