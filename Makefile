@@ -89,6 +89,14 @@ run: $(O)/pop3d
 	@echo "serving a copy of maildrop/ on port 1110; try: nc localhost 1110"
 	$(O)/pop3d 1110 $(O)/run-maildrop
 
+# The benchmark (bench/README.md); QUICK=1 for a one-minute run.
+bench: all
+	bench/run.sh $(if $(QUICK),--quick)
+
+# The reference server the benchmark compares with.
+bench-deps:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-pop3d dovecot-core
+
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1
@@ -114,4 +122,4 @@ clean:
 	rm -rf *.o pop3d pop3c $(TEST_BINS) san run-maildrop tests/__pycache__ \
 		.pytest_cache tests/.pytest_cache
 
-.PHONY: all check check-fast san tests run install uninstall clean
+.PHONY: all check check-fast san tests run bench bench-deps install uninstall clean

@@ -116,6 +116,9 @@ drop_privileges(const char *name)
 	errno = 0;
 	if ((pw = getpwnam(name)) == NULL)
 		die(EX_NOUSER, "--user %s: no such user", name);
+	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid &&
+	    getgid() == pw->pw_gid && pw->pw_uid != 0)
+		return;		/* started as that user already */
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
 	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
 		die(EX_OSERR, "cannot become user %s: %s", name,
@@ -260,13 +263,15 @@ main(int argc, char *argv[])
 	if (conn >= 0) {
 		log_init("pop3d", 0);
 		one_session(conn, conn, &cfg);
-		return EX_OK;
-	}
-	if (nfds > 0) {
+		c = EX_OK;
+	} else if (nfds > 0) {
 		log_init("pop3d", port != NULL);
-		return listen_run(fds, nfds, &cfg, max_sessions);
+		c = listen_run(fds, nfds, &cfg, max_sessions);
+	} else {
+		log_init("pop3d", 0);
+		one_session(0, 1, &cfg);
+		c = EX_OK;
 	}
-	log_init("pop3d", 0);
-	one_session(0, 1, &cfg);
-	return EX_OK;
+	tls_free(cfg.tls);
+	return c;
 }

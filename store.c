@@ -169,6 +169,18 @@ cache_put(struct store_cache *c, const struct stat *sb, uint64_t size)
 	e->size = size;
 }
 
+/*
+ * sb is still m's file: device and inode, and also size and mtime, since a
+ * file system soon gives a freed inode number to the next new file.
+ */
+static int
+same_file(const struct stat *sb, const struct msg *m)
+{
+	return S_ISREG(sb->st_mode) && sb->st_dev == m->dev &&
+	    sb->st_ino == m->ino && sb->st_size == m->fsize &&
+	    ts_eq(sb->st_mtim, m->mtime);
+}
+
 /* Open the file of m and check it is still the one of the snapshot. */
 static int
 msg_open(struct store *st, struct msg *m, enum store_status *why)
@@ -192,9 +204,7 @@ msg_open(struct store *st, struct msg *m, enum store_status *why)
 		close(fd);
 		return -1;
 	}
-	if (!S_ISREG(sb.st_mode) || sb.st_dev != m->dev ||
-	    sb.st_ino != m->ino || sb.st_size != m->fsize ||
-	    !ts_eq(sb.st_mtim, m->mtime)) {
+	if (!same_file(&sb, m)) {
 		*why = STORE_GONE;
 		close(fd);
 		return -1;
@@ -591,7 +601,7 @@ remove_msg(struct store *st, struct msg *m)
 			return 0;
 		return log_warn("stat %s", m->name);
 	}
-	if (sb.st_dev != m->dev || sb.st_ino != m->ino)
+	if (!same_file(&sb, m))
 		return 0;
 	if (unlinkat(st->dirfd, m->name, 0) < 0) {
 		if (errno == ENOENT)
@@ -631,7 +641,7 @@ store_dele(struct store *st, size_t n)
 	if (!st->opts.delete_now) {
 		/* Refuse a message another session has removed already. */
 		if (fstatat(st->dirfd, m->name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    sb.st_dev != m->dev || sb.st_ino != m->ino)
+		    !same_file(&sb, m))
 			return STORE_GONE;
 		m->deleted = 1;
 		return STORE_OK;

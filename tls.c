@@ -110,6 +110,15 @@ tls_client_new(const char *cafile, int insecure, char *errbuf, size_t errlen)
 	return t;
 }
 
+void
+tls_free(struct tls_ctx *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->ctx);
+	free(t);
+}
+
 /* pio functions of a started layer: errors come back as errno. */
 static ssize_t
 map_result(SSL *ssl, int r)

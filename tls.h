@@ -21,6 +21,9 @@ struct tls_ctx *tls_server_new(const char *cert, const char *key,
 struct tls_ctx *tls_client_new(const char *cafile, int insecure,
 	    char *errbuf, size_t errlen);
 
+/* Free a context made by tls_server_new or tls_client_new; NULL is fine. */
+void	tls_free(struct tls_ctx *ctx);
+
 /*
  * Run the handshake on io's fds, waiting up to timeout_ms for the peer,
  * then switch io to TLS.  host (client only) is the name to verify and to

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -56,9 +57,12 @@ class Server:
         self.port = port or free_port()
         self.maildrop = str(maildrop)
         self.argv = [POP3D, *opts, str(self.port), self.maildrop]
+        # The foreground listener logs to stderr: a file never fills up
+        # the way an unread pipe would.
+        self.logfile = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,
+            self.argv, stdin=subprocess.DEVNULL, stdout=self.logfile,
+            stderr=subprocess.STDOUT, start_new_session=True,
             env=dict(os.environ, **(env or {})))
         wait_port(self.port, proc=self.proc)
 
@@ -73,10 +77,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f:
-                f.close()
+        self.logfile.close()
         return self.proc.returncode
+
+    def output(self):
+        """What the server wrote on stdout and stderr so far."""
+        self.logfile.seek(0)
+        return self.logfile.read()
 
 
 class Conn:

@@ -12,6 +12,7 @@ pass=0
 fail=0
 skip=0
 logs=$(mktemp -d)
+chmod 1777 "$logs"	# workers that dropped to --user write reports too
 trap 'rm -rf "$logs"' EXIT
 
 for build in "$@"; do

@@ -260,6 +260,7 @@ static void
 test_reader(void)
 {
 	static char l253[254], l254[255], l255[256], big[4000];
+	static char keep[5][8200];	/* inputs and expectations built below */
 	char log[2048], in[8192];
 	struct { const char *name; const char *in; size_t n; const char *want; } t[6];
 	size_t i, k, steps[] = { 0, 1, 2, 7, 100 };
@@ -272,21 +273,21 @@ test_reader(void)
 	/* 253 + CRLF = 255 octets: fits.  254 + CRLF = 256: too long. */
 	snprintf(in, sizeof(in), "%s\r\nSTAT\r\n", l253);
 	t[0].name = "253 octets + CRLF";
-	t[0].in = strdup(in);
+	t[0].in = strcpy(keep[0], in);
 	snprintf(log, sizeof(log), "[%s][STAT]", l253);
-	t[0].want = strdup(log);
+	t[0].want = strcpy(keep[1], log);
 	snprintf(in, sizeof(in), "%s\r\nSTAT\r\n", l254);
 	t[1].name = "254 octets + CRLF";
-	t[1].in = strdup(in);
+	t[1].in = strcpy(keep[2], in);
 	t[1].want = "[LONG][STAT]";
 	snprintf(in, sizeof(in), "%s\nSTAT\n", l254);
 	t[2].name = "254 octets + bare LF";
-	t[2].in = strdup(in);
+	t[2].in = strcpy(keep[3], in);
 	snprintf(log, sizeof(log), "[%s][STAT]", l254);
-	t[2].want = strdup(log);
+	t[2].want = strcpy(keep[4], log);
 	snprintf(in, sizeof(in), "%s\r\nNOOP\r\n", big);
 	t[3].name = "3999 octets";
-	t[3].in = strdup(in);
+	t[3].in = in;
 	t[3].want = "[LONG][NOOP]";
 	t[4].name = "CR LF split, bare LF, CR inside";
 	t[4].in = "A\r\nB\nC\rD\r\n\r\n";
