@@ -269,7 +269,6 @@ worker_main(struct pool *p)
 	signal(SIGCHLD, SIG_DFL);
 	got_term = got_retire = 0;
 	cfg.stop = &got_term;
-	cfg.store.cache = store_cache_new();
 
 	while (!got_term && !got_retire && served < WORKER_SESSIONS) {
 		char peer[128];
@@ -288,7 +287,6 @@ worker_main(struct pool *p)
 		served++;
 		report(p->report[1], 0);
 	}
-	store_cache_free(cfg.store.cache);
 	_exit(0);
 }
 
@@ -442,6 +440,7 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
     int max_sessions)
 {
 	struct pool pool, *p = &pool;
+	struct session_cfg pcfg;
 	struct pollfd pfd[LISTEN_MAXFDS + 1];
 	sigset_t block, old;
 	int i, last_busy = -1;
@@ -450,7 +449,10 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	p->max = max_sessions;
 	p->fds = fds;
 	p->nfds = nfds;
-	p->cfg = cfg;
+	/* One size cache for all workers, mapped before they fork. */
+	pcfg = *cfg;
+	pcfg.store.cache = store_cache_new();
+	p->cfg = &pcfg;
 	if ((p->w = calloc(max_sessions, sizeof(*p->w))) == NULL) {
 		log_warn("calloc");
 		return EX_OSERR;
@@ -513,5 +515,6 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 		close(fds[i]);
 	shutdown_pool(p);
 	free(p->w);
+	store_cache_free(pcfg.store.cache);
 	return EX_OK;
 }

@@ -3,6 +3,7 @@
  * Knows file descriptors and bytes, never files or sessions.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -87,9 +88,12 @@ wait_fd(int fd, short events, long long deadline)
 void
 reader_init(struct reader *r, struct pio *io)
 {
+	int fl = fcntl(io->rfd, F_GETFL);
+
 	r->io = io;
 	r->start = r->end = 0;
 	r->skipping = 0;
+	r->nonblock = fl >= 0 && (fl & O_NONBLOCK);
 }
 
 size_t
@@ -123,8 +127,10 @@ read_more(struct reader *r, int timeout_ms)
 		errno = ENOBUFS;
 		return -1;
 	}
-	for (;;) {
-		if (r->io->pending(r->io) == 0) {
+	/* On a non-blocking fd try first: pipelined or prompt input then
+	 * costs no poll. */
+	for (int first = r->nonblock;; first = 0) {
+		if (!first && r->io->pending(r->io) == 0) {
 			int ready = wait_fd(r->io->rfd, POLLIN, deadline);
 
 			if (ready < 0)

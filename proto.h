@@ -47,6 +47,7 @@ struct reader {
 	struct pio	*io;
 	size_t		 start, end;	/* unread bytes are buf[start..end) */
 	int		 skipping;	/* discarding the rest of a long line */
+	int		 nonblock;	/* rfd is O_NONBLOCK: read before polling */
 	char		 buf[RBUF_SIZE];
 };
 

@@ -6,6 +6,7 @@
  * fstat against the identity taken at scan time.
  */
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -38,6 +39,7 @@ struct msg {
 struct store {
 	int		 dirfd;
 	int		 locked;	/* exclusive lock held all session */
+	int		 borrowed;	/* names belong to the dir snapshot */
 	struct store_opts opts;
 	struct msg	*msgs;
 	size_t		 n;
@@ -45,32 +47,76 @@ struct store {
 };
 
 /*
- * The size cache: open addressing on (dev, ino), valid while size, mtime
- * and ctime match.  Bounded: emptied when it fills up.
+ * The size cache, shared by every worker of a listener: a fixed table in
+ * one MAP_SHARED mapping made before the workers fork, so a session is warm
+ * whichever worker takes it.  Open addressing on (dev, ino) with a few
+ * probes; an entry is valid while size, mtime and ctime match.  Each entry
+ * is a seqlock: a writer makes seq odd while it writes, a reader retries
+ * nothing and treats a changing or odd seq as a miss, since it is a cache.
+ * Pages of the table are touched only as entries are used.
  */
 struct cache_ent {
+	uint64_t	seq;
+	uint64_t	dev, ino, fsize;
+	int64_t		mtime_s, mtime_ns, ctime_s, ctime_ns;
+	uint64_t	size;
+};
+
+#define CACHE_ENTRIES	(1u << 18)	/* 16 MiB of address space */
+#define CACHE_PROBES	8
+
+/*
+ * The last listing of a maildrop, kept by each process (the struct
+ * store_cache is private after fork, only its table is shared).  It is
+ * reused while the directory's mtime and ctime are unchanged and were
+ * already in the past when it was taken (a change in the same clock tick
+ * would not move them), so a warm session needs no stat per message.
+ * Files changed in place do not touch the directory: store_send then
+ * finds a changed file, answers -ERR [SYS/TEMP] and drops the snapshot.
+ */
+struct dirsnap {
+	int		 valid;
 	dev_t		 dev;
 	ino_t		 ino;
-	off_t		 fsize;
 	struct timespec	 mtime, ctime;
-	uint64_t	 size;
-	int		 used;
+	enum store_order order;
+	struct msg	*msgs;		/* owns the names */
+	size_t		 n;
 };
+
+#define SNAP_MAX	100000		/* larger maildrops are not kept */
 
 struct store_cache {
 	struct cache_ent *ents;
-	size_t		  cap, used;
+	struct dirsnap	  snap;
 };
-
-#define CACHE_CAP_MIN	1024
-#define CACHE_CAP_MAX	(1u << 21)
 
 struct store_cache *
 store_cache_new(void)
 {
 	struct store_cache *c = calloc(1, sizeof(*c));
 
+	if (c == NULL)
+		return NULL;
+	c->ents = mmap(NULL, CACHE_ENTRIES * sizeof(*c->ents),
+	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (c->ents == MAP_FAILED) {
+		log_warn("mmap size cache");
+		free(c);
+		return NULL;
+	}
 	return c;
+}
+
+static void
+snap_clear(struct dirsnap *sn)
+{
+	size_t i;
+
+	for (i = 0; i < sn->n; i++)
+		free(sn->msgs[i].name);
+	free(sn->msgs);
+	memset(sn, 0, sizeof(*sn));
 }
 
 void
@@ -78,16 +124,17 @@ store_cache_free(struct store_cache *c)
 {
 	if (c == NULL)
 		return;
-	free(c->ents);
+	snap_clear(&c->snap);
+	munmap(c->ents, CACHE_ENTRIES * sizeof(*c->ents));
 	free(c);
 }
 
 static size_t
-cache_hash(dev_t dev, ino_t ino, size_t cap)
+cache_hash(uint64_t dev, uint64_t ino)
 {
-	uint64_t h = (uint64_t)ino * 0x9E3779B97F4A7C15ULL ^ (uint64_t)dev;
+	uint64_t h = ino * 0x9E3779B97F4A7C15ULL ^ dev;
 
-	return (h ^ (h >> 29)) & (cap - 1);
+	return (h ^ (h >> 29)) & (CACHE_ENTRIES - 1);
 }
 
 static int
@@ -96,77 +143,84 @@ ts_eq(struct timespec a, struct timespec b)
 	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-static struct cache_ent *
-cache_slot(struct store_cache *c, const struct stat *sb)
-{
-	size_t i;
-
-	if (c == NULL || c->ents == NULL)
-		return NULL;
-	for (i = cache_hash(sb->st_dev, sb->st_ino, c->cap);;
-	    i = (i + 1) & (c->cap - 1)) {
-		struct cache_ent *e = &c->ents[i];
-
-		if (!e->used || (e->dev == sb->st_dev && e->ino == sb->st_ino))
-			return e;
-	}
-}
+#define LOAD(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 static int
 cache_get(struct store_cache *c, const struct stat *sb, uint64_t *size)
 {
-	struct cache_ent *e = cache_slot(c, sb);
+	size_t i, k;
 
-	if (e == NULL || !e->used || e->fsize != sb->st_size ||
-	    !ts_eq(e->mtime, sb->st_mtim) || !ts_eq(e->ctime, sb->st_ctim))
+	if (c == NULL)
 		return 0;
-	*size = e->size;
-	return 1;
+	for (k = 0, i = cache_hash(sb->st_dev, sb->st_ino); k < CACHE_PROBES;
+	    k++, i = (i + 1) & (CACHE_ENTRIES - 1)) {
+		struct cache_ent *e = &c->ents[i];
+		uint64_t s1, s2, v;
+		int hit;
+
+		s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+		if (s1 == 0)
+			return 0;	/* never used: the key is not further on */
+		if (s1 & 1)
+			continue;
+		hit = LOAD(e->dev) == (uint64_t)sb->st_dev &&
+		    LOAD(e->ino) == (uint64_t)sb->st_ino;
+		if (!hit)
+			continue;
+		hit = LOAD(e->fsize) == (uint64_t)sb->st_size &&
+		    LOAD(e->mtime_s) == sb->st_mtim.tv_sec &&
+		    LOAD(e->mtime_ns) == sb->st_mtim.tv_nsec &&
+		    LOAD(e->ctime_s) == sb->st_ctim.tv_sec &&
+		    LOAD(e->ctime_ns) == sb->st_ctim.tv_nsec;
+		v = LOAD(e->size);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+		if (s1 != s2 || !hit)
+			return 0;
+		*size = v;
+		return 1;
+	}
+	return 0;
 }
 
 static void
 cache_put(struct store_cache *c, const struct stat *sb, uint64_t size)
 {
-	struct cache_ent *e;
+	struct cache_ent *e = NULL;
+	size_t i, k, home;
+	uint64_t s;
 
 	if (c == NULL)
 		return;
-	if (c->used + 1 > c->cap / 2) {
-		size_t cap = c->cap ? c->cap * 2 : CACHE_CAP_MIN;
-		struct cache_ent *old = c->ents;
-		size_t oldcap = c->cap, i;
+	home = cache_hash(sb->st_dev, sb->st_ino);
+	for (k = 0, i = home; k < CACHE_PROBES;
+	    k++, i = (i + 1) & (CACHE_ENTRIES - 1)) {
+		struct cache_ent *x = &c->ents[i];
 
-		if (cap > CACHE_CAP_MAX) {
-			memset(c->ents, 0, c->cap * sizeof(*c->ents));
-			c->used = 0;
-		} else {
-			if ((c->ents = calloc(cap, sizeof(*c->ents))) == NULL) {
-				c->ents = old;
-				return;
-			}
-			c->cap = cap;
-			c->used = 0;
-			for (i = 0; i < oldcap; i++) {
-				if (old[i].used) {
-					*cache_slot(c, &(struct stat){
-					    .st_dev = old[i].dev,
-					    .st_ino = old[i].ino }) = old[i];
-					c->used++;
-				}
-			}
-			free(old);
+		if (LOAD(x->seq) == 0 ||
+		    (LOAD(x->dev) == (uint64_t)sb->st_dev &&
+		    LOAD(x->ino) == (uint64_t)sb->st_ino)) {
+			e = x;
+			break;
 		}
 	}
-	e = cache_slot(c, sb);
-	if (!e->used)
-		c->used++;
-	e->used = 1;
-	e->dev = sb->st_dev;
-	e->ino = sb->st_ino;
-	e->fsize = sb->st_size;
-	e->mtime = sb->st_mtim;
-	e->ctime = sb->st_ctim;
-	e->size = size;
+	if (e == NULL)
+		e = &c->ents[home];	/* full run: replace the first */
+	s = LOAD(e->seq);
+	if ((s & 1) || !__atomic_compare_exchange_n(&e->seq, &s, s + 1, 0,
+	    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return;			/* another writer has it */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	STORE(e->dev, (uint64_t)sb->st_dev);
+	STORE(e->ino, (uint64_t)sb->st_ino);
+	STORE(e->fsize, (uint64_t)sb->st_size);
+	STORE(e->mtime_s, (int64_t)sb->st_mtim.tv_sec);
+	STORE(e->mtime_ns, (int64_t)sb->st_mtim.tv_nsec);
+	STORE(e->ctime_s, (int64_t)sb->st_ctim.tv_sec);
+	STORE(e->ctime_ns, (int64_t)sb->st_ctim.tv_nsec);
+	STORE(e->size, size);
+	__atomic_store_n(&e->seq, s + 2, __ATOMIC_RELEASE);
 }
 
 /*
@@ -181,6 +235,14 @@ same_file(const struct stat *sb, const struct msg *m)
 	    ts_eq(sb->st_mtim, m->mtime);
 }
 
+/* A message was found changed: the directory listing may be stale. */
+static void
+snap_drop(struct store *st)
+{
+	if (st->opts.cache != NULL)
+		st->opts.cache->snap.valid = 0;
+}
+
 /* Open the file of m and check it is still the one of the snapshot. */
 static int
 msg_open(struct store *st, struct msg *m, enum store_status *why)
@@ -193,6 +255,7 @@ msg_open(struct store *st, struct msg *m, enum store_status *why)
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ELOOP) {
 			*why = STORE_GONE;
+			snap_drop(st);
 			return -1;
 		}
 		*why = STORE_IOERR;
@@ -206,6 +269,7 @@ msg_open(struct store *st, struct msg *m, enum store_status *why)
 	}
 	if (!same_file(&sb, m)) {
 		*why = STORE_GONE;
+		snap_drop(st);
 		close(fd);
 		return -1;
 	}
@@ -288,13 +352,85 @@ arrival_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* Reuse the snapshot of this directory if it is still good.  1 if so. */
+static int
+snap_use(struct store *st, const struct stat *dsb, const struct timespec *now)
+{
+	struct store_cache *c = st->opts.cache;
+	struct dirsnap *sn;
+	size_t i;
+
+	if (c == NULL)
+		return 0;
+	sn = &c->snap;
+	if (sn->valid && (sn->dev != dsb->st_dev || sn->ino != dsb->st_ino ||
+	    !ts_eq(sn->mtime, dsb->st_mtim) || !ts_eq(sn->ctime, dsb->st_ctim) ||
+	    sn->order != st->opts.order))
+		sn->valid = 0;
+	if (!sn->valid) {
+		/* Not in use by any store now: sessions come one at a time. */
+		snap_clear(sn);
+		return 0;
+	}
+	(void)now;
+	if ((st->msgs = reallocarray(NULL, sn->n ? sn->n : 1,
+	    sizeof(*st->msgs))) == NULL)
+		return 0;
+	memcpy(st->msgs, sn->msgs, sn->n * sizeof(*st->msgs));
+	for (i = 0; i < sn->n; i++)
+		st->msgs[i].uid = NULL;
+	st->n = sn->n;
+	st->borrowed = 1;
+	return 1;
+}
+
+/* Keep the fresh listing as the snapshot if the directory had settled. */
+static void
+snap_keep(struct store *st, const struct stat *dsb, const struct timespec *t0)
+{
+	struct store_cache *c = st->opts.cache;
+	struct dirsnap *sn;
+
+	if (c == NULL || st->n > SNAP_MAX)
+		return;
+	/* Changed within the last second: a change in the same tick of the
+	 * coarse file system clock might leave mtime as it is. */
+	if (dsb->st_mtim.tv_sec + 1 >= t0->tv_sec ||
+	    dsb->st_ctim.tv_sec + 1 >= t0->tv_sec)
+		return;
+	sn = &c->snap;
+	snap_clear(sn);
+	if ((sn->msgs = reallocarray(NULL, st->n ? st->n : 1,
+	    sizeof(*sn->msgs))) == NULL)
+		return;
+	memcpy(sn->msgs, st->msgs, st->n * sizeof(*sn->msgs));
+	sn->n = st->n;
+	sn->dev = dsb->st_dev;
+	sn->ino = dsb->st_ino;
+	sn->mtime = dsb->st_mtim;
+	sn->ctime = dsb->st_ctim;
+	sn->order = st->opts.order;
+	sn->valid = 1;
+	st->borrowed = 1;	/* the names are the snapshot's now */
+}
+
 static enum store_status
 scan(struct store *st)
 {
 	struct dirent *de;
+	struct stat dsb;
+	struct timespec t0;
 	size_t cap = 0;
 	DIR *d;
 	int fd;
+
+	clock_gettime(CLOCK_REALTIME, &t0);
+	if (fstat(st->dirfd, &dsb) < 0) {
+		log_warn("fstat maildrop");
+		return STORE_IOERR;
+	}
+	if (snap_use(st, &dsb, &t0))
+		return STORE_OK;
 
 	if ((fd = dup(st->dirfd)) < 0) {
 		log_warn("dup");
@@ -346,6 +482,7 @@ scan(struct store *st)
 	closedir(d);
 	if (st->opts.order == STORE_ORDER_ARRIVAL && st->n > 1)
 		qsort(st->msgs, st->n, sizeof(*st->msgs), arrival_cmp);
+	snap_keep(st, &dsb, &t0);
 	return STORE_OK;
 fail:
 	closedir(d);
@@ -425,7 +562,8 @@ store_close(struct store *st)
 	if (st == NULL)
 		return;
 	for (i = 0; i < st->n; i++) {
-		free(st->msgs[i].name);
+		if (!st->borrowed)
+			free(st->msgs[i].name);
 		free(st->msgs[i].uid);
 	}
 	free(st->msgs);
@@ -641,8 +779,10 @@ store_dele(struct store *st, size_t n)
 	if (!st->opts.delete_now) {
 		/* Refuse a message another session has removed already. */
 		if (fstatat(st->dirfd, m->name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !same_file(&sb, m))
+		    !same_file(&sb, m)) {
+			snap_drop(st);
 			return STORE_GONE;
+		}
 		m->deleted = 1;
 		return STORE_OK;
 	}

@@ -391,6 +391,39 @@ test_cache(void)
 	store_close(st);
 	ok(size == 12, "cache notices a changed file (%llu)",
 	    (unsigned long long)size);
+
+	/* A settled directory: its listing is reused by the next session. */
+	{
+		static char out[65536];
+		struct timeval old[2] = { { 1600000000, 0 }, { 1600000000, 0 } };
+		size_t count, len;
+		uint64_t octets;
+
+		clear();
+		put("a", "1\n", 1500000000);
+		put("b", "22\n", 1500000000);
+		utimes(dir, old);
+		sleep(2);	/* let the directory's ctime settle too */
+		st = open_store();
+		store_stat(st, &count, &octets);
+		store_close(st);
+		ok(count == 2 && octets == 7, "settled maildrop listed");
+		put("a", "changed in place\n", 1500000000);	/* dir untouched */
+		st = open_store();
+		ok(capture(st, num(st, "a"), -1, out, &len) == STORE_GONE,
+		    "file changed in place: GONE, never wrong bytes");
+		store_close(st);
+		st = open_store();
+		store_size(st, num(st, "a"), &size);
+		ok(size == 18, "next session lists it afresh (%llu)",
+		    (unsigned long long)size);
+		store_close(st);
+		put("c", "3\n", 0);				/* dir changes */
+		st = open_store();
+		store_stat(st, &count, &octets);
+		ok(count == 3, "new mail seen at once");
+		store_close(st);
+	}
 	store_cache_free(opts.cache);
 	opts.cache = NULL;
 }
