@@ -3,7 +3,6 @@
  * Knows file descriptors and bytes, never files or sessions.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -55,16 +54,24 @@ now_ms(void)
 
 /*
  * Wait until fd is ready for events, at most until deadline (ms, <0 none).
- * 1 ready, 0 timed out, -1 error or EINTR.  SIGTERM and SIGINT are let in
- * during the wait only: a process that keeps them blocked otherwise (the
+ * 1 ready, 0 timed out, -1 error or EINTR.  mask (from wait_mask: the
+ * mask of the caller without SIGTERM and SIGINT) lets those in during the
+ * wait only: a process that keeps them blocked otherwise (the
  * listener's workers) can never miss one between its flag check and here.
  */
+static void
+wait_mask(sigset_t *mask)
+{
+	sigprocmask(SIG_SETMASK, NULL, mask);
+	sigdelset(mask, SIGTERM);
+	sigdelset(mask, SIGINT);
+}
+
 static int
-wait_fd(int fd, short events, long long deadline)
+wait_fd(int fd, short events, long long deadline, const sigset_t *mask)
 {
 	struct pollfd pfd = { .fd = fd, .events = events };
 	struct timespec ts, *tp = NULL;
-	sigset_t mask;
 	int n;
 
 	if (deadline >= 0) {
@@ -76,10 +83,7 @@ wait_fd(int fd, short events, long long deadline)
 		ts.tv_nsec = (left % 1000) * 1000000;
 		tp = &ts;
 	}
-	sigprocmask(SIG_SETMASK, NULL, &mask);
-	sigdelset(&mask, SIGTERM);
-	sigdelset(&mask, SIGINT);
-	n = ppoll(&pfd, 1, tp, &mask);
+	n = ppoll(&pfd, 1, tp, mask);
 	if (n < 0)
 		return -1;
 	return n > 0;
@@ -88,12 +92,10 @@ wait_fd(int fd, short events, long long deadline)
 void
 reader_init(struct reader *r, struct pio *io)
 {
-	int fl = fcntl(io->rfd, F_GETFL);
-
 	r->io = io;
 	r->start = r->end = 0;
 	r->skipping = 0;
-	r->nonblock = fl >= 0 && (fl & O_NONBLOCK);
+	wait_mask(&r->waitmask);
 }
 
 size_t
@@ -127,11 +129,12 @@ read_more(struct reader *r, int timeout_ms)
 		errno = ENOBUFS;
 		return -1;
 	}
-	/* On a non-blocking fd try first: pipelined or prompt input then
-	 * costs no poll. */
-	for (int first = r->nonblock;; first = 0) {
-		if (!first && r->io->pending(r->io) == 0) {
-			int ready = wait_fd(r->io->rfd, POLLIN, deadline);
+	/* Poll first: a client waiting for each reply has sent nothing yet,
+	 * and pipelined input arrives in one read anyway. */
+	for (;;) {
+		if (r->io->pending(r->io) == 0) {
+			int ready = wait_fd(r->io->rfd, POLLIN, deadline,
+			    &r->waitmask);
 
 			if (ready < 0)
 				return -1;
@@ -255,11 +258,13 @@ pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			sigset_t mask;
 			int ready;
 
 			if (deadline < 0 && timeout_ms >= 0)
 				deadline = now_ms() + timeout_ms;
-			ready = wait_fd(io->wfd, POLLOUT, deadline);
+			wait_mask(&mask);
+			ready = wait_fd(io->wfd, POLLOUT, deadline, &mask);
 			if (ready < 0 && errno == EINTR)
 				continue;
 			if (ready <= 0) {

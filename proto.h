@@ -13,6 +13,7 @@
 #define PROTO_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -47,7 +48,7 @@ struct reader {
 	struct pio	*io;
 	size_t		 start, end;	/* unread bytes are buf[start..end) */
 	int		 skipping;	/* discarding the rest of a long line */
-	int		 nonblock;	/* rfd is O_NONBLOCK: read before polling */
+	sigset_t	 waitmask;	/* signals let in while waiting */
 	char		 buf[RBUF_SIZE];
 };
 
