@@ -905,27 +905,6 @@ clear_ok(struct client *c)
 	return yes;
 }
 
-/* The peer of fd is on loopback. */
-static int
-peer_is_local(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr)
-		    >> 24) == 127;
-	if (ss.ss_family == AF_INET6) {
-		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-
-		return IN6_IS_ADDR_LOOPBACK(a) ||
-		    (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-	}
-	return 0;
-}
-
 /*
  * Handle one input line.  Returns 0 to go on, 1 when QUIT was answered,
  * -1 when the connection is lost (said).  typed is 0 for the lines -u
@@ -1447,7 +1426,7 @@ main(int argc, char *argv[])
 	pio_init_fd(&c->io, fd, fd);
 	reader_init(&c->r, &c->io);
 	writer_init(&c->w, &c->io, c->timeout_ms);
-	c->local = peer_is_local(fd);
+	c->local = proto_peer_is_local(fd);
 	if (tls && tls_start(c) < 0)
 		return EXIT_CONN;
 	c->starttls_first = starttls_first;

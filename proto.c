@@ -2,6 +2,10 @@
  * proto.c: POP3 wire handling shared by pop3d and pop3c (see proto.h).
  * Knows file descriptors and bytes, never files or sessions.
  */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -43,8 +47,8 @@ pio_init_fd(struct pio *p, int rfd, int wfd)
 	p->ctx = NULL;
 }
 
-static long long
-now_ms(void)
+long long
+proto_now_ms(void)
 {
 	struct timespec ts;
 
@@ -75,7 +79,7 @@ wait_fd(int fd, short events, long long deadline, const sigset_t *mask)
 	int n;
 
 	if (deadline >= 0) {
-		long long left = deadline - now_ms();
+		long long left = deadline - proto_now_ms();
 
 		if (left < 0)
 			left = 0;
@@ -117,7 +121,7 @@ reader_consume(struct reader *r, size_t n)
 static ssize_t
 read_more(struct reader *r, int timeout_ms)
 {
-	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	long long deadline = timeout_ms < 0 ? -1 : proto_now_ms() + timeout_ms;
 	ssize_t n;
 
 	if (r->start > 0) {
@@ -262,7 +266,7 @@ pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
 			int ready;
 
 			if (deadline < 0 && timeout_ms >= 0)
-				deadline = now_ms() + timeout_ms;
+				deadline = proto_now_ms() + timeout_ms;
 			wait_mask(&mask);
 			ready = wait_fd(io->wfd, POLLOUT, deadline, &mask);
 			if (ready < 0 && errno == EINTR)
@@ -544,4 +548,27 @@ dotdec_feed(struct dotdec *d, const char *in, size_t n, char *out,
 	}
 	*outlen = o;
 	return i;
+}
+
+int
+proto_peer_is_local(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return errno == ENOTSOCK;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&ss;
+
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    s6->sin6_addr.s6_addr[12] == 127);
+	}
+	return ss.ss_family == AF_UNIX;
 }

@@ -96,6 +96,13 @@ int	writer_flush(struct writer *w);
 /* Write-all loop on one buffer, polling for writability up to timeout_ms. */
 int	pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms);
 
+/* Milliseconds on the monotonic clock. */
+long long proto_now_ms(void);
+
+/* 1 when the peer of fd is on loopback (127/8, ::1, a v4-mapped 127/8),
+ * a local socket, or fd is no socket at all (a pipe or terminal). */
+int	proto_peer_is_local(int fd);
+
 /*
  * Parse s as a decimal number: digits only (no sign, space or other noise),
  * at most max.  0 on success with *out set, -1 otherwise.

@@ -187,21 +187,12 @@ cmd_capa(struct session *s, int argc, char **argv)
 	    ".\r\n", POP3D_VERSION);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Log in as name with password (cleared here), and enter TRANSACTION. */
 static void
 login(struct session *s, const char *name, char *password)
 {
 	const char *maildrop = s->cfg->maildrop;
-	long long start = now_ms(), left;
+	long long start = proto_now_ms(), left;
 	enum users_result r;
 	size_t count;
 	uint64_t octets;
@@ -211,7 +202,7 @@ login(struct session *s, const char *name, char *password)
 		    s->maildrop, sizeof(s->maildrop));
 		explicit_bzero(password, strlen(password));
 		if (r != USERS_OK) {
-			left = start + AUTH_FAIL_DELAY_MS - now_ms();
+			left = start + AUTH_FAIL_DELAY_MS - proto_now_ms();
 			if (left > 0) {
 				struct timespec ts = { left / 1000,
 				    (left % 1000) * 1000000 };
@@ -698,31 +689,6 @@ dispatch(struct session *s, char *line)
 	c->fn(s, argc, argv);
 }
 
-/* Loopback peer, or no socket at all (a pipe or terminal). */
-static int
-is_local(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return 1;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)&ss;
-
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)&ss;
-		const unsigned char *a = s6->sin6_addr.s6_addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
-	}
-	return ss.ss_family == AF_UNIX;
-}
-
 static void
 session_free(struct session *s)
 {
@@ -748,7 +714,7 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg, const char *peer)
 	pio_init_fd(&s->io, rfd, wfd);
 	reader_init(&s->in, &s->io);
 	writer_init(&s->out, &s->io, timeout_ms);
-	s->local = is_local(rfd);
+	s->local = proto_peer_is_local(rfd);
 	if (cfg->tls_wrap) {
 		char err[256];
 

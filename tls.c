@@ -170,20 +170,11 @@ tls_pending(struct pio *p)
 	return SSL_pending(p->ctx);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 handshake(struct tls_ctx *t, struct pio *io, const char *host, int timeout_ms,
     char *errbuf, size_t errlen)
 {
-	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	long long deadline = timeout_ms < 0 ? -1 : proto_now_ms() + timeout_ms;
 	SSL *ssl;
 	int r;
 
@@ -222,7 +213,7 @@ handshake(struct tls_ctx *t, struct pio *io, const char *host, int timeout_ms,
 			pfd.fd = err == SSL_ERROR_WANT_READ ? io->rfd : io->wfd;
 			pfd.events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
 			if (deadline >= 0) {
-				long long l = deadline - now_ms();
+				long long l = deadline - proto_now_ms();
 
 				left = l > 0 ? (int)l : 0;
 			}
