@@ -208,7 +208,7 @@ report(int fd, int busy)
 /* Wait for a connection; signals are let in only inside ppoll, so a
  * SIGTERM can never slip in between the flag check and the wait. */
 static int
-accept_one(const int *fds, int nfds, int *which, const sigset_t *waitmask)
+accept_one(const int *fds, int nfds, const sigset_t *waitmask)
 {
 	struct pollfd pfd[LISTEN_MAXFDS];
 	int i, fd;
@@ -223,10 +223,8 @@ accept_one(const int *fds, int nfds, int *which, const sigset_t *waitmask)
 		if (!(pfd[i].revents & POLLIN))
 			continue;
 		fd = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0) {
-			*which = i;
+		if (fd >= 0)
 			return fd;
-		}
 		if (errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != ECONNABORTED && errno != EINTR)
 			log_warn("accept");
@@ -272,9 +270,9 @@ worker_main(struct pool *p)
 
 	while (!got_term && !got_retire && served < WORKER_SESSIONS) {
 		char peer[128];
-		int fd, which;
+		int fd;
 
-		if ((fd = accept_one(p->fds, p->nfds, &which, &none)) < 0)
+		if ((fd = accept_one(p->fds, p->nfds, &none)) < 0)
 			continue;
 		report(p->report[1], 1);
 		tune_conn(fd);

@@ -9,10 +9,6 @@
  * commands work straight after the greeting, and USER/PASS with any name
  * are accepted, so that both course graders and real clients work.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
-
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>

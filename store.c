@@ -317,26 +317,24 @@ scan_entry(struct store *st, const struct dirent *de, struct msg *m)
 	m->ino = sb.st_ino;
 	m->fsize = sb.st_size;
 	m->mtime = sb.st_mtim;
+	if ((m->name = strdup(de->d_name)) == NULL)
+		return log_warn("strdup");
 	if (!cache_get(st->opts.cache, &sb, &m->size)) {
 		enum store_status why;
+		int r;
 
-		if ((m->name = strdup(de->d_name)) == NULL)
-			return log_warn("strdup");
 		if ((fd = msg_open(st, m, &why)) < 0) {
 			free(m->name);
 			return 0;	/* changed under us or unreadable: skip */
 		}
-		if (file_wire_size(st, fd, de->d_name, &m->size) < 0) {
-			close(fd);
+		r = file_wire_size(st, fd, de->d_name, &m->size);
+		close(fd);
+		if (r < 0) {
 			free(m->name);
 			return 0;
 		}
-		close(fd);
 		cache_put(st->opts.cache, &sb, m->size);
-		return 1;
 	}
-	if ((m->name = strdup(de->d_name)) == NULL)
-		return log_warn("strdup");
 	return 1;
 }
 
@@ -354,7 +352,7 @@ arrival_cmp(const void *a, const void *b)
 
 /* Reuse the snapshot of this directory if it is still good.  1 if so. */
 static int
-snap_use(struct store *st, const struct stat *dsb, const struct timespec *now)
+snap_use(struct store *st, const struct stat *dsb)
 {
 	struct store_cache *c = st->opts.cache;
 	struct dirsnap *sn;
@@ -372,7 +370,6 @@ snap_use(struct store *st, const struct stat *dsb, const struct timespec *now)
 		snap_clear(sn);
 		return 0;
 	}
-	(void)now;
 	if ((st->msgs = reallocarray(NULL, sn->n ? sn->n : 1,
 	    sizeof(*st->msgs))) == NULL)
 		return 0;
@@ -429,7 +426,7 @@ scan(struct store *st)
 		log_warn("fstat maildrop");
 		return STORE_IOERR;
 	}
-	if (snap_use(st, &dsb, &t0))
+	if (snap_use(st, &dsb))
 		return STORE_OK;
 
 	if ((fd = dup(st->dirfd)) < 0) {

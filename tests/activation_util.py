@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import POP3D, ROOT, TIMEOUT, Conn
+from conftest import POP3D, ROOT, TIMEOUT, Conn, ServerClosed  # noqa: F401
 
 SYSTEMD_DIR = os.path.join(ROOT, "systemd")
 XINETD_FILE = os.path.join(ROOT, "xinetd", "pop3d")
@@ -45,31 +45,8 @@ def need_tool(name):
     return path
 
 
-class ServerClosed(AssertionError):
-    """The server closed the connection where a reply was expected."""
-
-
-class Pop(Conn):
-    """Conn whose reader fails on EOF instead of looping on it."""
-
-    def __init__(self, port, host="127.0.0.1", greet=True, timeout=TIMEOUT):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.greeting = self.line() if greet else None
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                raise ServerClosed("connection closed; pending %r"
-                                   % self.buf[:200])
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+# A greeted connection that raises ServerClosed at EOF.
+Pop = Conn
 
 
 def connect(port, host="127.0.0.1", timeout=TIMEOUT, proc=None):

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from conftest import POP3D, TIMEOUT, free_port
+from conftest import POP3D, TIMEOUT, Server, free_port  # noqa: F401
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -129,18 +129,15 @@ def message(owner, n, body_lines=3):
             % (owner, owner, n, body)).encode()
 
 
-class TlsServer:
+class TlsServer(Server):
     """pop3d with its own listener, started with an optional prefix (for
     ip netns exec) and waited for without reading a greeting (a --tls
     listener would wait for a ClientHello)."""
 
     def __init__(self, maildrop, *opts, prefix=(), host="127.0.0.1",
                  port=None):
-        self.port = port or free_port()
-        self.argv = [*prefix, POP3D, *opts, str(self.port), str(maildrop)]
-        self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True)
+        super().__init__(maildrop, *opts, port=port, prefix=prefix,
+                         wait=False)
         self.host = host
         self.wait(prefix)
 
@@ -149,7 +146,7 @@ class TlsServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("pop3d exited with %d: %s" % (
-                    self.proc.returncode, self.proc.stderr.read()))
+                    self.proc.returncode, self.output()))
             if prefix:
                 # inside a namespace: look for the listening socket
                 r = run([*prefix, "ss", "-Hltn", "sport = :%d" % self.port])
@@ -170,27 +167,13 @@ class TlsServer:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            _, out = self.proc.communicate(timeout=TIMEOUT)
+            self.proc.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            _, out = self.proc.communicate()
+            self.proc.wait()
+        out = self.output()
+        self.stop()
         return out
-
-    def stop(self):
-        if self.proc.stderr.closed:
-            return self.proc.returncode
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc.stderr.close()
-        return self.proc.returncode
 
 
 CLONE_NEWNET = 0x40000000

@@ -53,10 +53,13 @@ def wait_port(port, host="127.0.0.1", timeout=TIMEOUT, proc=None):
 class Server:
     """pop3d in its own listener mode: pop3d [OPTIONS] PORT MAILDROP."""
 
-    def __init__(self, maildrop, *opts, port=None, env=None):
+    def __init__(self, maildrop, *opts, port=None, env=None, prefix=(),
+                 wait=True):
+        """prefix: a command to run pop3d under (ip netns exec ...);
+        wait=False: return at once, the caller waits its own way."""
         self.port = port or free_port()
         self.maildrop = str(maildrop)
-        self.argv = [POP3D, *opts, str(self.port), self.maildrop]
+        self.argv = [*prefix, POP3D, *opts, str(self.port), self.maildrop]
         # The foreground listener logs to stderr: a file never fills up
         # the way an unread pipe would.
         self.logfile = tempfile.TemporaryFile()
@@ -64,9 +67,12 @@ class Server:
             self.argv, stdin=subprocess.DEVNULL, stdout=self.logfile,
             stderr=subprocess.STDOUT, start_new_session=True,
             env=dict(os.environ, **(env or {})))
-        wait_port(self.port, proc=self.proc)
+        if wait:
+            wait_port(self.port, proc=self.proc)
 
     def stop(self):
+        if self.logfile.closed:
+            return self.proc.returncode
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -86,14 +92,25 @@ class Server:
         return self.logfile.read()
 
 
-class Conn:
-    """A raw POP3 connection with exact-line helpers."""
+class ServerClosed(AssertionError):
+    """The server closed the connection where a reply was expected."""
 
-    def __init__(self, port, host="127.0.0.1", greet=True):
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
-        self.sock.settimeout(TIMEOUT)
+
+class Conn:
+    """A raw POP3 connection with exact-line helpers.  Give a port (and
+    host) to connect, or sock= for a socket already open (TLS, a
+    socketpair).  With greet, the greeting is read and must be +OK."""
+
+    def __init__(self, port=None, host="127.0.0.1", greet=True,
+                 timeout=TIMEOUT, sock=None):
+        self.eof = False
+        self.sock = sock if sock is not None else \
+            socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
         self.buf = b""
         self.greeting = self.line() if greet else None
+        if greet:
+            assert self.greeting.startswith(b"+OK"), self.greeting
 
     def send(self, data):
         if isinstance(data, str):
@@ -101,12 +118,16 @@ class Conn:
         self.sock.sendall(data)
 
     def line(self):
-        """One line without its CRLF; b'' at EOF."""
+        """One line without its CRLF; raises ServerClosed at EOF."""
         while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
             if not chunk:
-                rest, self.buf = self.buf, b""
-                return rest
+                self.eof = True
+                raise ServerClosed("connection closed; unterminated data %r"
+                                   % self.buf[:200])
             self.buf += chunk
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
@@ -119,12 +140,9 @@ class Conn:
         """Lines of a multi-line body up to '.', byte-stuffing undone."""
         lines = []
         while True:
-            at_eof = b"\r\n" not in self.buf
             line = self.line()
             if line == b".":
                 return lines
-            if at_eof and line == b"" and not self.buf and self.closed():
-                raise EOFError("connection closed inside a multi-line reply")
             lines.append(line[1:] if line.startswith(b".") else line)
 
     def multi(self, command):

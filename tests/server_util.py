@@ -12,47 +12,19 @@ import os
 import re
 import socket
 import stat
-import threading
 import time
 
 import pytest
 
-from conftest import POP3D, TIMEOUT, Conn, free_port  # noqa: F401
+from conftest import (POP3D, TIMEOUT, Conn, ServerClosed,  # noqa: F401
+                      free_port)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "server")
 
 
-class ServerClosed(AssertionError):
-    """The server closed the connection where a reply was expected."""
-
-
 class Pop(Conn):
-    """Conn with an EOF-aware reader and raw multi-line access."""
-
-    def __init__(self, port, host="127.0.0.1", greet=True, timeout=TIMEOUT):
-        self.eof = False
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.greeting = self.line() if greet else None
-        if greet:
-            assert self.greeting.startswith(b"+OK"), self.greeting
-
-    def line(self):
-        """One line without its CRLF; raises ServerClosed at EOF."""
-        while b"\r\n" not in self.buf:
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                self.eof = True
-                raise ServerClosed("connection closed; unterminated data %r"
-                                   % self.buf[:200])
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+    """Conn with raw multi-line access and assertion shortcuts."""
 
     def body(self):
         return self.raw_body().split(b"\r\n")[:-1]
@@ -180,31 +152,10 @@ def read(path, name=None):
         return f.read()
 
 
-def start_drained(factory, *args, **kw):
-    """server(...) with the server's stdout/stderr pipes drained, so a
-    chatty foreground listener never blocks on a full pipe."""
-    s = factory(*args, **kw)
-    s.log = []
-    for f in (s.proc.stdout, s.proc.stderr):
-        if f is None:
-            continue
-
-        def drain(f=f):
-            try:
-                for line in iter(f.readline, b""):
-                    s.log.append(line)
-            except (ValueError, OSError):
-                pass
-        threading.Thread(target=drain, daemon=True).start()
-    return s
-
-
 @pytest.fixture
 def pop3d(server):
-    """Factory like `server`, with the output pipes drained."""
-    def start(*args, **kw):
-        return start_drained(server, *args, **kw)
-    return start
+    """The conftest `server` factory under the name these tests use."""
+    return server
 
 
 def wait_for(pred, timeout=TIMEOUT, step=0.05):

@@ -33,6 +33,18 @@ LISTENER = os.path.join(SYSTEMD_DIR, "pop3d-listener.service")
 PER_CONN = os.path.join(SYSTEMD_DIR, "pop3d@.service")
 
 
+def stop_all(started):
+    """Stop every started Proc; fail on any sanitizer report."""
+    reports = []
+    for p in started:
+        p.stop()
+        r = p.sanitizer_report()
+        if r:
+            reports.append(r)
+        shutil.rmtree(p.dir, ignore_errors=True)
+    assert not reports, reports[0]
+
+
 @pytest.fixture
 def activators():
     """Factory for started activators; all stopped (with their process
@@ -45,14 +57,7 @@ def activators():
         return p
 
     yield start
-    reports = []
-    for p in started:
-        p.stop()
-        r = p.sanitizer_report()
-        if r:
-            reports.append(r)
-        shutil.rmtree(p.dir, ignore_errors=True)
-    assert not reports, reports[0]
+    stop_all(started)
 
 
 @pytest.fixture
@@ -240,14 +245,7 @@ def xinetd(tmp_path):
         return p
 
     yield start
-    reports = []
-    for p in started:
-        p.stop()
-        r = p.sanitizer_report()
-        if r:
-            reports.append(r)
-        shutil.rmtree(p.dir, ignore_errors=True)
-    assert not reports, reports[0]
+    stop_all(started)
 
 
 def test_xinetd_grader_flow(xinetd, maildrop):

@@ -101,10 +101,7 @@ class TConn(Conn):
     """Conn over an existing (possibly TLS) socket."""
 
     def __init__(self, sock, greet=True):
-        self.sock = sock
-        self.sock.settimeout(TIMEOUT)
-        self.buf = b""
-        self.greeting = self.line() if greet else None
+        super().__init__(sock=sock, greet=greet)
 
     def starttls(self, ca, hostname="localhost"):
         assert self.cmd("STLS").startswith(b"+OK")
