@@ -39,7 +39,7 @@ SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcry
 CRYPT_LIBS := $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt)
 ALL_CPPFLAGS += $(SSL_CFLAGS)
 
-POP3D_OBJS = pop3d.o listen.o session.o store.o users.o tls.o proto.o log.o
+POP3D_OBJS = pop3d.o listen.o source.o session.o store.o users.o tls.o proto.o log.o
 POP3C_OBJS = pop3c.o tls.o proto.o
 TEST_BINS = tests/test_proto tests/test_store
 

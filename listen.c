@@ -39,6 +39,7 @@
 #include "log.h"
 #include "params.h"
 #include "session.h"
+#include "source.h"
 
 struct wmsg {
 	pid_t	pid;
@@ -47,6 +48,7 @@ struct wmsg {
 
 struct worker {
 	pid_t	pid;
+	int	seat;		/* its seat in the source table */
 	int	busy;
 	int	retiring;
 };
@@ -59,6 +61,10 @@ struct pool {
 	const int	*fds;
 	int		 nfds;
 	const struct session_cfg *cfg;
+	struct source_table *sources;	/* shared by all workers */
+	unsigned char	*seat_used;	/* [max] */
+	int		 seat;		/* the next worker's seat */
+	int		 per_source;	/* --max-per-source; <0: default */
 };
 
 static volatile sig_atomic_t got_term, got_chld, got_retire;
@@ -84,29 +90,6 @@ set_handler(int sig, void (*fn)(int))
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0;	/* no SA_RESTART: waits end with EINTR */
 	sigaction(sig, &sa, NULL);
-}
-
-void
-listen_peer(int fd, char *buf, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[NI_MAXHOST], serv[NI_MAXSERV];
-	const char *env;
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
-	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-		if (ss.ss_family == AF_INET6)
-			snprintf(buf, len, "[%s]:%s", host, serv);
-		else
-			snprintf(buf, len, "%s:%s", host, serv);
-		return;
-	}
-	if ((env = getenv("REMOTE_HOST")) != NULL)
-		snprintf(buf, len, "%s", env);
-	else
-		snprintf(buf, len, "local");
 }
 
 int
@@ -243,6 +226,53 @@ tune_conn(int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/*
+ * Sessions one address may hold: an explicit --max-per-source applies to
+ * everyone; the default spares loopback peers (local tools, a proxy on the
+ * same host).
+ */
+static int
+source_limit(const struct pool *p, const struct peer *peer)
+{
+	if (p->per_source >= 0)
+		return p->per_source;
+	return peer->local ? 0 : MAX_PER_SOURCE_DEFAULT;
+}
+
+/* Turn a connection away with one line; it is not read from. */
+static void
+turn_away(int fd, const char *msg)
+{
+	if (write(fd, msg, strlen(msg)) < 0)
+		log_warn("refusing a connection");
+}
+
+/*
+ * One connection, in order: who the peer is, [the PROXY header step goes
+ * here], admission per source, the session, the seat given back.
+ */
+static void
+serve(struct pool *p, const struct session_cfg *cfg, int fd)
+{
+	struct peer peer;
+
+	tune_conn(fd);
+	peer_from_fd(&peer, fd);
+	if (source_admit(p->sources, p->seat, &peer,
+	    source_limit(p, &peer)) < 0) {
+		log_warnx("%s: too many connections from this address",
+		    peer.text);
+		turn_away(fd, "-ERR [SYS/TEMP] too many connections from your "
+		    "address\r\n");
+		return;
+	}
+	/* SIGTERM stays blocked but for the session's waits (proto.c),
+	 * which then end with EINTR and the session checks cfg->stop. */
+	if (!*cfg->stop)
+		session_run(fd, fd, cfg, &peer);
+	source_release(p->sources, p->seat);
+}
+
 static void __attribute__((noreturn))
 worker_main(struct pool *p)
 {
@@ -269,18 +299,12 @@ worker_main(struct pool *p)
 	cfg.stop = &got_term;
 
 	while (!got_term && !got_retire && served < WORKER_SESSIONS) {
-		char peer[128];
 		int fd;
 
 		if ((fd = accept_one(p->fds, p->nfds, &none)) < 0)
 			continue;
 		report(p->report[1], 1);
-		tune_conn(fd);
-		listen_peer(fd, peer, sizeof(peer));
-		/* SIGTERM stays blocked but for the session's waits (proto.c),
-		 * which then end with EINTR and the session checks cfg.stop. */
-		if (!got_term)
-			session_run(fd, fd, &cfg, peer);
+		serve(p, &cfg, fd);
 		close(fd);
 		served++;
 		report(p->report[1], 0);
@@ -292,13 +316,20 @@ static int
 spawn(struct pool *p)
 {
 	pid_t pid;
+	int seat;
 
 	if (p->n == p->max)
 		return -1;
+	/* A free seat exists: there are fewer workers than seats. */
+	for (seat = 0; p->seat_used[seat]; seat++)
+		;
+	p->seat = seat;
 	if ((pid = fork()) < 0)
 		return log_warn("fork");
 	if (pid == 0)
 		worker_main(p);
+	p->seat_used[seat] = 1;
+	p->w[p->n].seat = seat;
 	p->w[p->n].pid = pid;
 	p->w[p->n].busy = 0;
 	p->w[p->n].retiring = 0;
@@ -352,6 +383,9 @@ reap(struct pool *p)
 			p->busy--;
 		else if (!w->retiring)
 			p->idle--;
+		/* A worker killed mid-session still held its seat. */
+		source_release(p->sources, w->seat);
+		p->seat_used[w->seat] = 0;
 		*w = p->w[--p->n];
 	}
 }
@@ -435,7 +469,7 @@ shutdown_pool(struct pool *p)
 
 int
 listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
-    int max_sessions)
+    int max_sessions, int max_per_source)
 {
 	struct pool pool, *p = &pool;
 	struct session_cfg pcfg;
@@ -451,10 +485,14 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	pcfg = *cfg;
 	pcfg.store.cache = store_cache_new();
 	p->cfg = &pcfg;
-	if ((p->w = calloc(max_sessions, sizeof(*p->w))) == NULL) {
+	p->per_source = max_per_source;
+	if ((p->w = calloc(max_sessions, sizeof(*p->w))) == NULL ||
+	    (p->seat_used = calloc(max_sessions, 1)) == NULL) {
 		log_warn("calloc");
 		return EX_OSERR;
 	}
+	if ((p->sources = source_new(max_sessions)) == NULL)
+		return EX_OSERR;
 	if (pipe2(p->report, O_CLOEXEC) < 0) {
 		log_warn("pipe");
 		return EX_OSERR;
@@ -513,6 +551,8 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 		close(fds[i]);
 	shutdown_pool(p);
 	free(p->w);
+	free(p->seat_used);
+	source_free(p->sources);
 	store_cache_free(pcfg.store.cache);
 	return EX_OK;
 }

@@ -25,12 +25,11 @@ int	listen_port(const char *port, int *fds, int max);
 /*
  * Serve connections on fds with the worker pool until SIGTERM or SIGINT.
  * At most max_sessions at once; one more gets -ERR [SYS/TEMP] and a
- * close.  Returns the exit status.
+ * close.  At most max_per_source of them from one address (< 0: the
+ * default, which spares loopback peers); one more gets -ERR [SYS/TEMP] and
+ * a close.  Returns the exit status.
  */
 int	listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
-	    int max_sessions);
-
-/* Name of the peer of a connected socket ("addr:port"), or "local". */
-void	listen_peer(int fd, char *buf, size_t len);
+	    int max_sessions, int max_per_source);
 
 #endif

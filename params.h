@@ -22,6 +22,12 @@
 /* Sessions served at once by a listener (SPEC 1). */
 #define MAX_SESSIONS_DEFAULT	1000
 
+/* Sessions one address may hold in the listener modes unless
+ * --max-per-source says otherwise: enough for a household behind one NAT
+ * address, far below MAX_SESSIONS_DEFAULT.  Loopback peers are exempt
+ * from this default (local tools, a proxy on the same host). */
+#define MAX_PER_SOURCE_DEFAULT	32
+
 /* Workers forked at start and kept idle as spares; idle ones above the
  * high mark are retired. */
 #define POOL_START		4

@@ -39,6 +39,8 @@ static const char usage_text[] =
 "\n"
 "  -t, --timeout SECONDS     idle timeout (default 600)\n"
 "  -m, --max-sessions N      sessions at once in listener modes (default 1000)\n"
+"  -S, --max-per-source N    sessions at once from one address in listener\n"
+"                            modes (default 32, loopback exempt; 0: no limit)\n"
 "  -o, --order ORDER         message numbering: directory (default) or arrival\n"
 "  -x, --exclusive           lock the maildrop for the whole session\n"
 "  -w, --lock-wait SECONDS   with --exclusive, wait this long for the lock (5)\n"
@@ -56,6 +58,7 @@ static const char usage_text[] =
 static const struct option longopts[] = {
 	{ "timeout",		required_argument, NULL, 't' },
 	{ "max-sessions",	required_argument, NULL, 'm' },
+	{ "max-per-source",	required_argument, NULL, 'S' },
 	{ "order",		required_argument, NULL, 'o' },
 	{ "exclusive",		no_argument,	   NULL, 'x' },
 	{ "lock-wait",		required_argument, NULL, 'w' },
@@ -127,16 +130,18 @@ drop_privileges(const char *name)
 		die(EX_OSERR, "privileges of root still held after --user");
 }
 
+/* One session on a connection that is already there: who the peer is,
+ * [the PROXY header step goes here], the session. */
 static void
 one_session(int rfd, int wfd, const struct session_cfg *cfg)
 {
-	char peer[128];
+	struct peer peer;
 	int on = 1;
 
 	/* On a TCP socket (xinetd, Accept=yes) avoid delayed-ACK stalls. */
 	setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	listen_peer(rfd, peer, sizeof(peer));
-	session_run(rfd, wfd, cfg, peer);
+	peer_from_fd(&peer, rfd);
+	session_run(rfd, wfd, cfg, &peer);
 }
 
 int
@@ -148,6 +153,7 @@ main(int argc, char *argv[])
 	const char *port = NULL, *cert = NULL, *key = NULL, *user = NULL;
 	char err[512];
 	int fds[LISTEN_MAXFDS], nfds, conn, c, max_sessions = MAX_SESSIONS_DEFAULT;
+	int max_per_source = -1;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.timeout = IDLE_TIMEOUT_DEFAULT;
@@ -155,7 +161,7 @@ main(int argc, char *argv[])
 	cfg.store.lock_wait = LOCK_WAIT_DEFAULT;
 	cfg.stop = &never;
 
-	while ((c = getopt_long(argc, argv, "t:m:o:xw:Du:c:k:TPU:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:m:S:o:xw:Du:c:k:TPU:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
@@ -163,6 +169,10 @@ main(int argc, char *argv[])
 		case 'm':
 			max_sessions = number_arg("--max-sessions", optarg, 1,
 			    100000);
+			break;
+		case 'S':
+			max_per_source = number_arg("--max-per-source", optarg,
+			    0, 100000);
 			break;
 		case 'o':
 			if (strcmp(optarg, "arrival") == 0)
@@ -266,7 +276,8 @@ main(int argc, char *argv[])
 		c = EX_OK;
 	} else if (nfds > 0) {
 		log_init("pop3d", port != NULL);
-		c = listen_run(fds, nfds, &cfg, max_sessions);
+		c = listen_run(fds, nfds, &cfg, max_sessions,
+		    max_per_source);
 	} else {
 		log_init("pop3d", 0);
 		one_session(0, 1, &cfg);

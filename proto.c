@@ -558,17 +558,23 @@ proto_peer_is_local(int fd)
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
 		return errno == ENOTSOCK;
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)&ss;
+	return proto_addr_is_local((const struct sockaddr *)&ss);
+}
+
+int
+proto_addr_is_local(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
 
 		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
 	}
-	if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)&ss;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
 
 		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
 		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
 		    s6->sin6_addr.s6_addr[12] == 127);
 	}
-	return ss.ss_family == AF_UNIX;
+	return sa->sa_family == AF_UNIX;
 }

@@ -103,6 +103,10 @@ long long proto_now_ms(void);
  * a local socket, or fd is no socket at all (a pipe or terminal). */
 int	proto_peer_is_local(int fd);
 
+struct sockaddr;
+/* 1 when sa is a loopback address (as above) or a local socket. */
+int	proto_addr_is_local(const struct sockaddr *sa);
+
 /*
  * Parse s as a decimal number: digits only (no sign, space or other noise),
  * at most max.  0 on success with *out set, -1 otherwise.

@@ -9,7 +9,11 @@
  * commands work straight after the greeting, and USER/PASS with any name
  * are accepted, so that both course graders and real clients work.
  */
+#include <sys/socket.h>
+
+#include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,12 +35,12 @@ enum state { ST_AUTH = 1, ST_TRANS = 2 };
 
 struct session {
 	const struct session_cfg *cfg;
+	const struct peer *peer;
 	struct pio	 io;
 	struct store	*store;
 	enum state	 state;
 	int		 user_given;
 	int		 tls_on;
-	int		 local;		/* loopback or not a socket */
 	int		 auth_failures;
 	int		 hangup;	/* end after this reply */
 	char		 user[65];
@@ -155,7 +159,8 @@ store_error(struct session *s, enum store_status r, size_t n)
 static int
 plaintext_ok(const struct session *s)
 {
-	return s->tls_on || s->local || s->cfg->allow_plaintext;
+	return s->tls_on || s->peer->tls || s->peer->local ||
+	    s->cfg->allow_plaintext;
 }
 
 static void
@@ -694,35 +699,80 @@ session_free(struct session *s)
 }
 
 void
-session_run(int rfd, int wfd, const struct session_cfg *cfg, const char *peer)
+peer_from_addr(struct peer *p, const struct sockaddr *sa, socklen_t len)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	memset(p, 0, sizeof(*p));
+	if (len > sizeof(p->addr))
+		len = sizeof(p->addr);
+	memcpy(&p->addr, sa, len);
+	p->addrlen = len;
+	p->local = proto_addr_is_local(sa);
+	if ((sa->sa_family == AF_INET || sa->sa_family == AF_INET6) &&
+	    getnameinfo(sa, len, host, sizeof(host), serv, sizeof(serv),
+	    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(p->text, sizeof(p->text),
+		    sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+	else
+		snprintf(p->text, sizeof(p->text), "local");
+}
+
+void
+peer_from_fd(struct peer *p, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	const char *env;
+
+	memset(&ss, 0, sizeof(ss));
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    ss.ss_family != AF_UNIX) {
+		peer_from_addr(p, (struct sockaddr *)&ss, sl);
+		return;
+	}
+	/* A pipe, a terminal or a local socket: no address to go by.  A
+	 * network socket without a peer (reset already) is not local. */
+	memset(p, 0, sizeof(*p));
+	p->addr.ss_family = AF_UNSPEC;
+	p->local = ss.ss_family == AF_UNIX || errno == ENOTSOCK;
+	if ((env = getenv("REMOTE_HOST")) != NULL && *env != '\0')
+		snprintf(p->text, sizeof(p->text), "%s", env);
+	else
+		snprintf(p->text, sizeof(p->text), "local");
+}
+
+void
+session_run(int rfd, int wfd, const struct session_cfg *cfg,
+    const struct peer *peer)
 {
 	struct session *s;
 	const char *why = NULL;
 	int timeout_ms = cfg->timeout > 0 ? cfg->timeout * 1000 : -1;
 
 	if ((s = malloc(sizeof(*s))) == NULL) {
-		log_warn("session for %s", peer);
+		log_warn("session for %s", peer->text);
 		return;
 	}
 	memset(s, 0, offsetof(struct session, in));
 	s->cfg = cfg;
+	s->peer = peer;
 	s->state = ST_AUTH;
 	pio_init_fd(&s->io, rfd, wfd);
 	reader_init(&s->in, &s->io);
 	writer_init(&s->out, &s->io, timeout_ms);
-	s->local = proto_peer_is_local(rfd);
 	if (cfg->tls_wrap) {
 		char err[256];
 
 		if (tls_accept(cfg->tls, &s->io, TLS_HANDSHAKE_TIMEOUT * 1000,
 		    err, sizeof(err)) < 0) {
-			log_info("session %s: %s", peer, err);
+			log_info("session %s: %s", peer->text, err);
 			free(s);
 			return;
 		}
 		s->tls_on = 1;
 	}
-	log_info("session start: %s%s%s", peer, s->tls_on ? " " : "",
+	log_info("session start: %s%s%s", peer->text, s->tls_on ? " " : "",
 	    s->tls_on ? tls_describe(&s->io) : "");
 
 	writer_printf(&s->out, "+OK pop3d ready\r\n");
@@ -779,7 +829,7 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg, const char *peer)
 	}
 	writer_flush(&s->out);
 	log_info("session end: %s: %s, %zu retrieved, %zu deleted, "
-	    "%llu bytes sent", peer, why, s->nretr, s->ndele,
+	    "%llu bytes sent", peer->text, why, s->nretr, s->ndele,
 	    (unsigned long long)s->out.total);
 	tls_end(&s->io);
 	session_free(s);

@@ -6,6 +6,8 @@
 #ifndef SESSION_H
 #define SESSION_H
 
+#include <sys/socket.h>
+
 #include <signal.h>
 
 #include "store.h"
@@ -25,11 +27,41 @@ struct session_cfg {
 };
 
 /*
+ * The client of a session, determined once per connection before the
+ * greeting: from the socket, or from a PROXY protocol header.  Every rule
+ * about the client (plaintext passwords, limits per source, login
+ * penalties) and every log line use this, never the fd.
+ */
+struct peer {
+	struct sockaddr_storage addr;	/* AF_UNSPEC when none (pipe, tty) */
+	socklen_t	 addrlen;
+	char		 text[64];	/* for logs: "192.0.2.1:4711",
+					 * "[2001:db8::1]:4711", "local" */
+	int		 local;		/* loopback, or not a socket: the
+					 * plaintext-password rule */
+	int		 tls;		/* the client used TLS before reaching
+					 * us (a proxy said so) */
+};
+
+/*
+ * Fill p from the peer of fd (getpeername); when fd is no network socket,
+ * p has no address, is local and its text is $REMOTE_HOST (xinetd) or
+ * "local".
+ */
+void	peer_from_fd(struct peer *p, int fd);
+
+/* Fill p from the address sa (len bytes): text and local follow from it;
+ * tls is cleared. */
+void	peer_from_addr(struct peer *p, const struct sockaddr *sa,
+	    socklen_t len);
+
+/*
  * Serve one session: greeting, commands until QUIT, EOF, timeout, too many
- * errors or *cfg->stop; UPDATE only after QUIT.  peer names the client in
- * the log.  With cfg->tls_wrap the TLS handshake comes first.  Returns when the session is over; closes nothing.
+ * errors or *cfg->stop; UPDATE only after QUIT.  peer is the client (see
+ * struct peer).  With cfg->tls_wrap the TLS handshake comes first.
+ * Returns when the session is over; closes nothing.
  */
 void	session_run(int rfd, int wfd, const struct session_cfg *cfg,
-	    const char *peer);
+	    const struct peer *peer);
 
 #endif

@@ -1,0 +1,241 @@
+/*
+ * source.c: per-source state shared by a listener's processes (see
+ * source.h).
+ *
+ * One anonymous shared mapping, made before the workers fork, holds a
+ * process-shared robust mutex, one key per seat (the address a worker's
+ * session came from) and a hash table of session counts per address
+ * (linear probing, twice as many slots as seats, so it never fills).  A
+ * worker that dies holding the mutex leaves it to the next locker, which
+ * takes it over (EOWNERDEAD); the master then releases the dead worker's
+ * seat.
+ */
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "log.h"
+#include "source.h"
+
+struct srckey {
+	uint8_t		family;		/* 0: none */
+	uint8_t		addr[16];
+};
+
+struct srcent {
+	struct srckey	key;
+	uint32_t	count;
+};
+
+struct source_table {
+	pthread_mutex_t	lock;
+	size_t		seats;
+	size_t		mask;		/* hash slots - 1 */
+	size_t		maplen;
+	struct srckey	*seat;		/* [seats] */
+	struct srcent	*ent;		/* [mask + 1] */
+};
+
+/* The address of peer as a key: IPv4-mapped IPv6 counts as IPv4. */
+static int
+make_key(const struct peer *p, struct srckey *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (p->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&p->addr;
+
+		k->family = 4;
+		memcpy(k->addr, &sin->sin_addr, 4);
+		return 0;
+	}
+	if (p->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&p->addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			k->family = 4;
+			memcpy(k->addr, &s6->sin6_addr.s6_addr[12], 4);
+		} else {
+			k->family = 6;
+			memcpy(k->addr, &s6->sin6_addr, 16);
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static size_t
+key_hash(const struct srckey *k)
+{
+	uint64_t h = 1469598103934665603ULL ^ k->family;
+	size_t i;
+
+	for (i = 0; i < sizeof(k->addr); i++)
+		h = (h ^ k->addr[i]) * 1099511628211ULL;
+	return (size_t)(h ^ (h >> 29));
+}
+
+static int
+key_eq(const struct srckey *a, const struct srckey *b)
+{
+	return a->family == b->family &&
+	    memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+/* Slot of k, or of the empty slot where it would go. */
+static size_t
+find(const struct source_table *t, const struct srckey *k)
+{
+	size_t i = key_hash(k) & t->mask;
+
+	while (t->ent[i].key.family != 0 && !key_eq(&t->ent[i].key, k))
+		i = (i + 1) & t->mask;
+	return i;
+}
+
+/* Empty slot i, moving later entries of its run back (linear probing). */
+static void
+remove_slot(struct source_table *t, size_t i)
+{
+	size_t j = i, home;
+
+	for (;;) {
+		t->ent[i].key.family = 0;
+		t->ent[i].count = 0;
+		for (;;) {
+			j = (j + 1) & t->mask;
+			if (t->ent[j].key.family == 0)
+				return;
+			home = key_hash(&t->ent[j].key) & t->mask;
+			/* Stays unless its home lies cyclically in (i, j]. */
+			if (i <= j ? (home <= i || home > j) :
+			    (home <= i && home > j))
+				break;
+		}
+		t->ent[i] = t->ent[j];
+		i = j;
+	}
+}
+
+static void
+lock(struct source_table *t)
+{
+	int r = pthread_mutex_lock(&t->lock);
+
+	if (r == EOWNERDEAD) {
+		log_warnx("source table: a worker died holding its lock");
+		pthread_mutex_consistent(&t->lock);
+	} else if (r != 0) {
+		errno = r;
+		log_warn("source table lock");
+	}
+}
+
+static void
+unlock(struct source_table *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
+struct source_table *
+source_new(int seats)
+{
+	struct source_table *t;
+	pthread_mutexattr_t ma;
+	size_t slots = 16, len;
+	void *m;
+	int r;
+
+	if (seats < 1)
+		seats = 1;
+	while (slots < 2 * (size_t)seats)
+		slots *= 2;
+	len = sizeof(*t) + seats * sizeof(struct srckey) +
+	    slots * sizeof(struct srcent);
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	    -1, 0);
+	if (m == MAP_FAILED) {
+		log_warn("mmap source table");
+		return NULL;
+	}
+	t = m;		/* the mapping is zeroed: every seat and slot free */
+	t->seats = seats;
+	t->mask = slots - 1;
+	t->maplen = len;
+	t->seat = (struct srckey *)(t + 1);
+	t->ent = (struct srcent *)(t->seat + seats);
+	if ((r = pthread_mutexattr_init(&ma)) != 0 ||
+	    (r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) ||
+	    (r = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)) ||
+	    (r = pthread_mutex_init(&t->lock, &ma)) != 0) {
+		errno = r;
+		log_warn("source table mutex");
+		munmap(m, len);
+		return NULL;
+	}
+	pthread_mutexattr_destroy(&ma);
+	return t;
+}
+
+void
+source_free(struct source_table *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	munmap(t, t->maplen);
+}
+
+int
+source_admit(struct source_table *t, int seat, const struct peer *peer,
+    int limit)
+{
+	struct srckey k;
+	size_t i;
+	int ok = 0;
+
+	if (t == NULL || seat < 0 || (size_t)seat >= t->seats ||
+	    make_key(peer, &k) < 0)
+		return 0;
+	lock(t);
+	if (t->seat[seat].family != 0) {
+		/* A seat held twice would skew the counts: never happens,
+		 * but give the old hold back rather than keep it forever. */
+		unlock(t);
+		source_release(t, seat);
+		lock(t);
+	}
+	i = find(t, &k);
+	if (limit > 0 && t->ent[i].key.family != 0 &&
+	    t->ent[i].count >= (uint32_t)limit) {
+		ok = -1;
+	} else {
+		t->ent[i].key = k;
+		t->ent[i].count++;
+		t->seat[seat] = k;
+	}
+	unlock(t);
+	return ok;
+}
+
+void
+source_release(struct source_table *t, int seat)
+{
+	size_t i;
+
+	if (t == NULL || seat < 0 || (size_t)seat >= t->seats)
+		return;
+	lock(t);
+	if (t->seat[seat].family != 0) {
+		i = find(t, &t->seat[seat]);
+		if (t->ent[i].key.family != 0 && --t->ent[i].count == 0)
+			remove_slot(t, i);
+		t->seat[seat].family = 0;
+	}
+	unlock(t);
+}

@@ -1,0 +1,35 @@
+/*
+ * source.h: state kept per source address and shared by the processes of
+ * a listener: how many sessions each address holds (--max-per-source).
+ * The table lives in a shared mapping made before the workers fork; each
+ * worker owns one seat in it, so the master can release the seat of a
+ * worker that died in the middle of a session.  Called by listen.c once
+ * the connection's peer is final (after any PROXY header).
+ */
+#ifndef SOURCE_H
+#define SOURCE_H
+
+#include "session.h"
+
+struct source_table;
+
+/*
+ * A table for up to seats sessions at once, shared with every process
+ * forked after this call.  NULL after logging.
+ */
+struct source_table *source_new(int seats);
+void	source_free(struct source_table *t);
+
+/*
+ * Take seat for a session of peer, unless peer's address already holds
+ * limit sessions (limit <= 0: no limit).  0 when admitted, -1 when the
+ * address is over its limit (the seat stays free).  A peer without an
+ * address (AF_UNSPEC) is always admitted.
+ */
+int	source_admit(struct source_table *t, int seat, const struct peer *peer,
+	    int limit);
+
+/* Give seat back: the session ended, or its worker died. */
+void	source_release(struct source_table *t, int seat);
+
+#endif
