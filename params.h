@@ -56,6 +56,11 @@
  * beyond these the maildrop is refused rather than served wrongly. */
 #define STORE_MAX_MESSAGES	1000000
 
+/* What a listener's worker keeps between sessions (its last listing of a
+ * maildrop, names included): a worker that once served a huge maildrop
+ * must not hold its memory while idle. */
+#define SNAP_MAX_BYTES		(8 * 1024 * 1024)
+
 /* A failed login is answered this long after it began, whatever the
  * cause, so a wrong name and a wrong password look alike. */
 #define AUTH_FAIL_DELAY_MS	500

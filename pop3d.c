@@ -45,6 +45,7 @@ static const char usage_text[] =
 "  -x, --exclusive           lock the maildrop for the whole session\n"
 "  -w, --lock-wait SECONDS   with --exclusive, wait this long for the lock (5)\n"
 "  -D, --delete-now          remove a message at DELE instead of at QUIT\n"
+"  -M, --max-messages N      refuse maildrops with more messages (1000000)\n"
 "  -u, --users FILE          user database (name:hash[:maildrop] lines);\n"
 "                            maildrops default to MAILDROP/NAME\n"
 "  -c, --tls-cert FILE       TLS certificate chain (PEM): enables STLS\n"
@@ -63,6 +64,7 @@ static const struct option longopts[] = {
 	{ "exclusive",		no_argument,	   NULL, 'x' },
 	{ "lock-wait",		required_argument, NULL, 'w' },
 	{ "delete-now",		no_argument,	   NULL, 'D' },
+	{ "max-messages",	required_argument, NULL, 'M' },
 	{ "users",		required_argument, NULL, 'u' },
 	{ "tls-cert",		required_argument, NULL, 'c' },
 	{ "tls-key",		required_argument, NULL, 'k' },
@@ -159,9 +161,10 @@ main(int argc, char *argv[])
 	cfg.timeout = IDLE_TIMEOUT_DEFAULT;
 	cfg.store.order = STORE_ORDER_DIRECTORY;
 	cfg.store.lock_wait = LOCK_WAIT_DEFAULT;
+	cfg.store.max_messages = STORE_MAX_MESSAGES;
 	cfg.stop = &never;
 
-	while ((c = getopt_long(argc, argv, "t:m:S:o:xw:Du:c:k:TPU:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:m:S:o:xw:DM:u:c:k:TPU:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
@@ -192,6 +195,10 @@ main(int argc, char *argv[])
 			break;
 		case 'D':
 			cfg.store.delete_now = 1;
+			break;
+		case 'M':
+			cfg.store.max_messages = number_arg("--max-messages",
+			    optarg, 1, STORE_MAX_MESSAGES);
 			break;
 		case 'u':
 			cfg.users = optarg;

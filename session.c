@@ -85,22 +85,6 @@ reply(struct session *s, int ok, const char *fmt, ...)
 	s->failed = !ok;
 }
 
-/* Format a status line into buf for replies that carry a body. */
-static const char *
-status_line(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static const char *
-status_line(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	return buf;
-}
-
 /* Enter TRANSACTION: snapshot the maildrop.  0, or -1 after an -ERR. */
 static int
 enter_trans(struct session *s, const char *maildrop)
@@ -114,6 +98,9 @@ enter_trans(struct session *s, const char *maildrop)
 		return 0;
 	case STORE_INUSE:
 		reply(s, 0, "[IN-USE] maildrop is locked by another session");
+		return -1;
+	case STORE_TOOBIG:
+		reply(s, 0, "[SYS/PERM] maildrop too large");
 		return -1;
 	default:
 		reply(s, 0, "[SYS/TEMP] cannot open the maildrop");
@@ -492,34 +479,32 @@ cmd_uidl(struct session *s, int argc, char **argv)
 	writer_put(&s->out, ".\r\n", 3);
 }
 
-/* RETR and TOP: stream through the store. */
+/* RETR and TOP: the store opens and checks the message, the status line
+ * is ours, then the store streams the body. */
 static void
 send_msg(struct session *s, size_t n, long top)
 {
-	char status[POP3_RESP_MAX];
+	struct store_msg *sm;
 	uint64_t size;
 	enum store_status r;
 
-	if ((r = store_size(s->store, n, &size)) != STORE_OK) {
+	if ((r = store_msg_open(s->store, n, &sm, &size)) != STORE_OK) {
 		store_error(s, r, n);
 		return;
 	}
 	if (top < 0)
-		status_line(status, sizeof(status), "+OK %llu octets\r\n",
-		    (unsigned long long)size);
+		reply(s, 1, "%llu octets", (unsigned long long)size);
 	else
-		status_line(status, sizeof(status), "+OK top of message follows\r\n");
-	r = store_send(s->store, n, top, status, &s->out);
-	if (r == STORE_OK || r == STORE_BROKEN) {
-		s->replied++;
-		s->failed = 0;
-		if (r == STORE_BROKEN)
-			s->broken = 1;
-		else if (top < 0)
-			s->nretr++;
+		reply(s, 1, "top of message follows");
+	if (s->out.failed) {
+		store_msg_close(sm);
+		s->broken = 1;
 		return;
 	}
-	store_error(s, r, n);
+	if (store_msg_send(sm, top, &s->out) != STORE_OK)
+		s->broken = 1;
+	else if (top < 0)
+		s->nretr++;
 }
 
 static void

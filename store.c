@@ -36,6 +36,12 @@ struct msg {
 	char		*uid;		/* made on first use */
 };
 
+struct store_msg {
+	struct store	*st;
+	struct msg	*m;
+	int		 fd;		/* -1 when closed */
+};
+
 struct store {
 	int		 dirfd;
 	int		 locked;	/* exclusive lock held all session */
@@ -43,6 +49,8 @@ struct store {
 	struct store_opts opts;
 	struct msg	*msgs;
 	size_t		 n;
+	struct store_msg cur;		/* the message being sent */
+	unsigned long	 rmseq;		/* private names at removal */
 	char		 chunk[FILE_CHUNK];
 };
 
@@ -71,7 +79,7 @@ struct cache_ent {
  * reused while the directory's mtime and ctime are unchanged and were
  * already in the past when it was taken (a change in the same clock tick
  * would not move them), so a warm session needs no stat per message.
- * Files changed in place do not touch the directory: store_send then
+ * Files changed in place do not touch the directory: store_msg_open then
  * finds a changed file, answers -ERR [SYS/TEMP] and drops the snapshot.
  */
 struct dirsnap {
@@ -84,7 +92,6 @@ struct dirsnap {
 	size_t		 n;
 };
 
-#define SNAP_MAX	100000		/* larger maildrops are not kept */
 
 struct store_cache {
 	struct cache_ent *ents;
@@ -363,7 +370,7 @@ snap_use(struct store *st, const struct stat *dsb)
 	sn = &c->snap;
 	if (sn->valid && (sn->dev != dsb->st_dev || sn->ino != dsb->st_ino ||
 	    !ts_eq(sn->mtime, dsb->st_mtim) || !ts_eq(sn->ctime, dsb->st_ctim) ||
-	    sn->order != st->opts.order))
+	    sn->order != st->opts.order || sn->n > st->opts.max_messages))
 		sn->valid = 0;
 	if (!sn->valid) {
 		/* Not in use by any store now: sessions come one at a time. */
@@ -387,8 +394,13 @@ snap_keep(struct store *st, const struct stat *dsb, const struct timespec *t0)
 {
 	struct store_cache *c = st->opts.cache;
 	struct dirsnap *sn;
+	size_t i, bytes;
 
-	if (c == NULL || st->n > SNAP_MAX)
+	if (c == NULL || st->n > SNAP_MAX_BYTES / sizeof(*st->msgs))
+		return;
+	for (i = 0, bytes = st->n * sizeof(*st->msgs); i < st->n; i++)
+		bytes += strlen(st->msgs[i].name) + 1;
+	if (bytes > SNAP_MAX_BYTES)
 		return;
 	/* Changed within the last second: a change in the same tick of the
 	 * coarse file system clock might leave mtime as it is. */
@@ -452,16 +464,19 @@ scan(struct store *st)
 			goto fail;
 		if (r == 0)
 			continue;
+		if (st->n == st->opts.max_messages) {
+			log_warnx("maildrop holds more than %zu messages: "
+			    "refused", st->opts.max_messages);
+			free(m.name);
+			closedir(d);
+			return STORE_TOOBIG;
+		}
 		if (st->n == cap) {
 			size_t ncap = cap ? cap * 2 : 64;
 			struct msg *p;
 
-			if (ncap > STORE_MAX_MESSAGES) {
-				log_warnx("more than %d messages: rest not served",
-				    STORE_MAX_MESSAGES);
-				free(m.name);
-				break;
-			}
+			if (ncap > st->opts.max_messages)
+				ncap = st->opts.max_messages;
 			if ((p = reallocarray(st->msgs, ncap, sizeof(*p))) == NULL) {
 				free(m.name);
 				log_warn("reallocarray");
@@ -525,6 +540,10 @@ store_open(struct store **out, const char *dir, const struct store_opts *o)
 	}
 	memset(st, 0, offsetof(struct store, chunk));
 	st->opts = *o;
+	if (st->opts.max_messages == 0 ||
+	    st->opts.max_messages > STORE_MAX_MESSAGES)
+		st->opts.max_messages = STORE_MAX_MESSAGES;
+	st->cur.fd = -1;
 	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = (errno == ENOENT || errno == ENOTDIR) ? STORE_NODIR : STORE_IOERR;
@@ -558,6 +577,7 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	store_msg_close(&st->cur);
 	for (i = 0; i < st->n; i++) {
 		if (!st->borrowed)
 			free(st->msgs[i].name);
@@ -672,27 +692,47 @@ store_uid(struct store *st, size_t n, const char **uid)
 }
 
 enum store_status
-store_send(struct store *st, size_t n, long top_lines, const char *status,
-    struct writer *w)
+store_msg_open(struct store *st, size_t n, struct store_msg **out,
+    uint64_t *size)
 {
-	struct dotenc enc;
 	struct msg *m;
 	enum store_status r;
-	off_t left;
-	int fd, done;
+	int fd;
 
 	if ((r = lookup(st, n, &m)) != STORE_OK)
 		return r;
 	if ((fd = msg_open(st, m, &r)) < 0)
 		return r;
-	if (writer_put(w, status, strlen(status)) < 0) {
-		close(fd);
-		return STORE_BROKEN;
-	}
+	store_msg_close(&st->cur);
+	st->cur.st = st;
+	st->cur.m = m;
+	st->cur.fd = fd;
+	*out = &st->cur;
+	*size = m->size;
+	return STORE_OK;
+}
+
+void
+store_msg_close(struct store_msg *sm)
+{
+	if (sm->st != NULL && sm->fd >= 0)
+		close(sm->fd);
+	sm->fd = -1;
+}
+
+enum store_status
+store_msg_send(struct store_msg *sm, long top_lines, struct writer *w)
+{
+	struct store *st = sm->st;
+	struct msg *m = sm->m;
+	struct dotenc enc;
+	off_t left;
+	int done;
+
 	dotenc_init(&enc, top_lines);
 	left = m->fsize;
 	while (left > 0) {
-		ssize_t k = read(fd, st->chunk,
+		ssize_t k = read(sm->fd, st->chunk,
 		    left < (off_t)sizeof(st->chunk) ? (size_t)left : sizeof(st->chunk));
 
 		if (k < 0 && errno == EINTR)
@@ -702,18 +742,18 @@ store_send(struct store *st, size_t n, long top_lines, const char *status,
 				log_warn("read %s", m->name);
 			else
 				log_warnx("%s shrank while being sent", m->name);
-			close(fd);
+			store_msg_close(sm);
 			return STORE_BROKEN;
 		}
 		left -= k;
 		if ((done = dotenc_feed(&enc, st->chunk, k, w)) < 0) {
-			close(fd);
+			store_msg_close(sm);
 			return STORE_BROKEN;
 		}
 		if (done)
 			break;
 	}
-	close(fd);
+	store_msg_close(sm);
 	if (top_lines < 0 && left == 0 &&
 	    enc.octets + (enc.bol ? 0 : 2) != m->size) {
 		log_warnx("%s changed while being sent", m->name);
@@ -724,10 +764,10 @@ store_send(struct store *st, size_t n, long top_lines, const char *status,
 	return STORE_OK;
 }
 
-/* Remove m's file if it is still the one of the snapshot.  1 removed,
- * 0 gone or replaced, -1 error (logged).  Caller holds the lock. */
+/* The old way, for file systems without RENAME_NOREPLACE: check, then
+ * remove by name (a rename in between can slip through). */
 static int
-remove_msg(struct store *st, struct msg *m)
+remove_by_name(struct store *st, struct msg *m)
 {
 	struct stat sb;
 
@@ -744,6 +784,53 @@ remove_msg(struct store *st, struct msg *m)
 		return log_warn("unlink %s", m->name);
 	}
 	return 1;
+}
+
+/*
+ * Remove m's file if it is still the one of the snapshot.  1 removed,
+ * 0 gone or replaced, -1 error (logged).  Caller holds the lock.
+ *
+ * The file is first moved out of the way under a name no one else uses;
+ * what is checked is then what gets removed.  A file that turns out to be
+ * another one goes back under its name (if a newer file took the name
+ * meanwhile, it keeps the private name: still in the maildrop, never lost).
+ */
+static int
+remove_msg(struct store *st, struct msg *m)
+{
+	char priv[64];
+	struct stat sb;
+	int k, tries;
+
+	for (tries = 0;; tries++) {
+		k = snprintf(priv, sizeof(priv), ".pop3d-remove.%ld.%lu",
+		    (long)getpid(), ++st->rmseq);
+		if (k < 0 || (size_t)k >= sizeof(priv))
+			return log_warnx("private name too long");
+		if (renameat2(st->dirfd, m->name, st->dirfd, priv,
+		    RENAME_NOREPLACE) == 0)
+			break;
+		if (errno == ENOENT)
+			return 0;
+		if (errno == EINVAL || errno == ENOSYS)
+			return remove_by_name(st, m);
+		if (errno != EEXIST || tries == 8)
+			return log_warn("rename %s", m->name);
+	}
+	if (fstatat(st->dirfd, priv, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		log_warn("stat %s", priv);
+		sb.st_mode = 0;		/* not ours: try to put it back */
+	}
+	if (same_file(&sb, m)) {
+		if (unlinkat(st->dirfd, priv, 0) == 0)
+			return 1;
+		log_warn("unlink %s", m->name);
+	}
+	if (renameat2(st->dirfd, priv, st->dirfd, m->name,
+	    RENAME_NOREPLACE) < 0)
+		log_warn("%s: another file under %s meanwhile; "
+		    "this one is kept as %s", m->name, m->name, priv);
+	return same_file(&sb, m) ? -1 : 0;
 }
 
 static int
@@ -786,7 +873,7 @@ store_dele(struct store *st, size_t n)
 	if (short_lock(st) < 0)
 		return STORE_IOERR;
 	k = remove_msg(st, m);
-	if (k > 0 && fsync(st->dirfd) < 0)
+	if (k >= 0 && fsync(st->dirfd) < 0)
 		log_warn("fsync maildrop");
 	short_unlock(st);
 	if (k < 0)

@@ -30,6 +30,7 @@ enum store_status {
 	STORE_INUSE,	/* --exclusive lock held by another session */
 	STORE_NODIR,	/* the maildrop does not exist or is no directory */
 	STORE_IOERR,	/* system error; logged */
+	STORE_TOOBIG,	/* more messages than max_messages; logged */
 	STORE_BROKEN	/* failed after part of a reply was written */
 };
 
@@ -45,6 +46,7 @@ struct store_opts {
 	int			 exclusive;	/* hold the lock all session */
 	int			 lock_wait;	/* seconds, with exclusive */
 	int			 delete_now;	/* unlink at DELE */
+	size_t			 max_messages;	/* refuse larger maildrops; 0: default */
 	struct store_cache	*cache;
 };
 
@@ -53,7 +55,9 @@ struct store;
 /*
  * Snapshot the maildrop dir.  With o->exclusive, first take the maildrop
  * lock, waiting up to o->lock_wait seconds (STORE_INUSE after that).
- * Returns STORE_OK with *out set, else STORE_NODIR, STORE_INUSE, STORE_IOERR.
+ * Returns STORE_OK with *out set, else STORE_NODIR, STORE_INUSE, STORE_IOERR,
+ * or STORE_TOOBIG when it holds more than o->max_messages messages (never
+ * served in part).
  */
 enum store_status store_open(struct store **out, const char *dir,
 	    const struct store_opts *o);
@@ -70,15 +74,30 @@ enum store_status store_size(const struct store *st, size_t n, uint64_t *size);
 enum store_status store_uid(struct store *st, size_t n, const char **uid);
 
 /*
- * Check that message n is still there unchanged, then write status (a
- * complete status line) and the message, dot-stuffed with CRLF line ends
- * and the final ".", into w.  top_lines < 0: the whole message; else the
- * header, the empty line and that many body lines.  Nothing is written
- * unless it returns STORE_OK or STORE_BROKEN (the reply is cut short and
- * the session must end).
+ * An open message: store_msg_open checks that message n is still the file
+ * of the snapshot and opens it; the caller then writes its own status line
+ * and has store_msg_send stream the body.  One at a time per store; it
+ * belongs to the store and needs no freeing after store_msg_send.
  */
-enum store_status store_send(struct store *st, size_t n, long top_lines,
-	    const char *status, struct writer *w);
+struct store_msg;
+
+/* Open message n: STORE_OK with *out and *size (its wire size) set, else
+ * STORE_NOMSG, STORE_DELETED, STORE_GONE or STORE_IOERR. */
+enum store_status store_msg_open(struct store *st, size_t n,
+	    struct store_msg **out, uint64_t *size);
+
+/*
+ * Write the message dot-stuffed with CRLF line ends and the final "." into
+ * w, then close it.  top_lines < 0: the whole message; else the header, the
+ * empty line and that many body lines.  STORE_OK, or STORE_BROKEN when the
+ * reply was cut short (write failed, the file changed while being read):
+ * the session must end.
+ */
+enum store_status store_msg_send(struct store_msg *sm, long top_lines,
+	    struct writer *w);
+
+/* Close an opened message without sending it. */
+void	store_msg_close(struct store_msg *sm);
 
 /* Mark message n deleted (with delete_now, remove it at once). */
 enum store_status store_dele(struct store *st, size_t n);
@@ -88,6 +107,9 @@ void	store_rset(struct store *st);
 /*
  * The UPDATE state: under a short lock on the directory, remove every
  * marked file whose identity still matches, then sync the directory.
+ * Check and removal are one step: the file is first renamed to a private
+ * name (RENAME_NOREPLACE), checked there, and renamed back if it is not
+ * the marked one, so a message renamed over a marked name meanwhile stays.
  * *removed counts removals, *failed files that could not be removed
  * (logged); a file already gone or replaced is in neither.
  */

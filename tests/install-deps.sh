@@ -6,7 +6,8 @@ set -eu
 BUILD="build-essential pkg-config libsystemd-dev libreadline-dev libssl-dev
  libcrypt-dev"
 TEST="python3 python3-pytest python3-pytest-timeout curl fetchmail tmux
- xinetd systemd netcat-openbsd openssl procps iproute2 whois util-linux man-db"
+ xinetd systemd netcat-openbsd openssl procps iproute2 whois util-linux man-db
+ gdb"
 PKGS=$BUILD
 [ "${1:-}" = "--build" ] || PKGS="$BUILD $TEST"
 export DEBIAN_FRONTEND=noninteractive

@@ -70,7 +70,15 @@ capture(struct store *st, size_t n, long top, char *out, size_t *len)
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	pio_init_fd(&io, sv[0], sv[0]);
 	writer_init(w, &io, 1000);
-	r = store_send(st, n, top, "+OK\r\n", w);
+	{
+		struct store_msg *sm;
+		uint64_t size;
+
+		if ((r = store_msg_open(st, n, &sm, &size)) == STORE_OK) {
+			writer_put(w, "+OK\r\n", 5);
+			r = store_msg_send(sm, top, w);
+		}
+	}
 	writer_flush(w);
 	shutdown(sv[0], SHUT_WR);
 	*len = 0;
