@@ -40,8 +40,8 @@ CRYPT_LIBS := $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt
 ALL_CPPFLAGS += $(SSL_CFLAGS)
 
 POP3D_OBJS = pop3d.o listen.o source.o session.o store.o users.o tls.o proto.o log.o
-POP3C_OBJS = pop3c.o tls.o proto.o
-TEST_BINS = tests/test_proto tests/test_store
+POP3C_OBJS = pop3c.o client.o tls.o proto.o
+TEST_BINS = tests/test_proto tests/test_store tests/test_client
 
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
@@ -54,7 +54,7 @@ $(O)/pop3d: $(addprefix $(O)/,$(POP3D_OBJS))
 $(O)/pop3c: $(addprefix $(O)/,$(POP3C_OBJS))
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(READLINE_LIBS) $(SSL_LIBS)
 
-$(O)/pop3c.o: pop3c.c proto.h params.h tls.h
+$(O)/pop3c.o: pop3c.c client.h proto.h params.h
 	@mkdir -p $(O)
 	$(CC) $(ALL_CPPFLAGS) $(READLINE_CFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -69,6 +69,10 @@ $(O)/tests/test_proto: tests/test_proto.c $(O)/proto.o tests/tap.h
 $(O)/tests/test_store: tests/test_store.c $(O)/store.o $(O)/proto.o $(O)/log.o tests/tap.h
 	@mkdir -p $(O)/tests
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/store.o $(O)/proto.o $(O)/log.o
+
+$(O)/tests/test_client: tests/test_client.c $(O)/client.o $(O)/tls.o $(O)/proto.o tests/tap.h
+	@mkdir -p $(O)/tests
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(O)/client.o $(O)/tls.o $(O)/proto.o $(SSL_LIBS)
 
 tests: $(addprefix $(O)/,$(TEST_BINS))
 

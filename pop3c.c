@@ -8,13 +8,13 @@
  * server sent it (un-stuffed, CRLF kept), to a new file in the download
  * folder.
  *
- * One command table drives dispatch (which replies are multi-line and what
- * pop3c does around them), the local `help`, and tab completion.  GNU
- * readline is used only when stdin is a terminal; otherwise lines are read
- * plainly, with no prompt and no terminal codes.  All socket I/O goes
- * through struct pio (proto.h), which tls.c switches to TLS for --tls,
- * --starttls and the STLS command.  A password is never sent in clear to
- * a host other than loopback without asking first.
+ * This file is the user interface: one command table drives dispatch
+ * (which replies are multi-line and what pop3c does around them), the
+ * local `help`, and tab completion; GNU readline is used only when stdin
+ * is a terminal, otherwise lines are read plainly, with no prompt and no
+ * terminal codes.  The protocol engine (connecting, reading and decoding
+ * replies, saving, TLS) is client.c.  A password is never sent in clear
+ * to a host other than loopback without asking first.
  *
  * Errors: functions that meet a failure print one line on stderr
  * themselves ("pop3c: ...") and return -1 (or a status), so the caller
@@ -23,20 +23,15 @@
  * program ends with 0 once QUIT has been answered.
  */
 #include <sys/types.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-
-#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,9 +43,9 @@
 #include <readline/readline.h>
 #include <readline/history.h>
 
+#include "client.h"
 #include "params.h"
 #include "proto.h"
-#include "tls.h"
 
 #define EXIT_CONN	1	/* connection failed or ended unexpectedly */
 #define EXIT_USAGE	64	/* sysexits EX_USAGE */
@@ -58,9 +53,6 @@
 /* Seconds to wait for a connection or for the next bytes of a reply;
  * generous, since a server may scan a large maildrop before answering. */
 #define CLIENT_TIMEOUT_DEFAULT	120
-
-/* Copies of a saved message (N.eml, N-1.eml, ...) tried before giving up. */
-#define SAVE_NAME_TRIES		1000
 
 /* Longest command text: POP3_CMD_MAX octets on the wire, CRLF included. */
 #define CMD_TEXT_MAX		(POP3_CMD_MAX - 2)
@@ -144,32 +136,14 @@ static const struct cmd cmds[] = {
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
-/* Where the bytes of a multi-line reply go as they arrive. */
-struct sink {
-	int		 fd;		/* save file, -1 none */
-	int		 save_failed;
-	uint64_t	 saved;		/* octets written to the file */
-	int		 cr;		/* a CR waits: shown unless LF follows */
-	int		 listing;	/* scan "n ..." lines for numbers */
-	int		 bol;		/* listing: at the start of a line */
-	int		 innum;		/* listing: reading the first word */
-	uint64_t	 num;
-	uint64_t	 maxnum;
-};
-
 struct client {
-	struct pio	 io;
-	struct reader	 r;
-	struct writer	 w;
-	int		 timeout_ms;
+	struct client_conn conn;
 	int		 interactive;	/* stdin is a terminal: readline */
 	FILE		*tty;		/* where the prompt and echo go */
 	const char	*host;
 	const char	*port;
-	struct tls_ctx	*tls;		/* client context, made on first use */
 	const char	*cafile;
 	int		 insecure;
-	int		 tls_on;
 	int		 starttls_first;	/* --starttls: STLS after greeting */
 	int		 local;		/* the server is on loopback */
 	const char	*dir;		/* download folder as given */
@@ -189,9 +163,6 @@ struct client {
 	int		 gen_lower;
 	/* History file, or "" when history is not kept. */
 	char		 histpath[PATH_MAX];
-	char		 line[CLIENT_LINE_MAX];		/* status line */
-	size_t		 linelen;
-	char		 dec[RBUF_SIZE + 2];		/* decoded bytes */
 };
 
 /* The one pointer readline's callbacks use (STYLE 5). */
@@ -219,19 +190,6 @@ usage(FILE *f)
 }
 
 static void
-warnx_(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("pop3c: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static void
 on_sigint(int sig)
 {
 	(void)sig;
@@ -239,75 +197,6 @@ on_sigint(int sig)
 }
 
 /* ---- output ---------------------------------------------------------- */
-
-/* Flush stdout; a failure (a closed pipe) ends the program. */
-static int
-out_flush(void)
-{
-	if (fflush(stdout) == EOF || ferror(stdout)) {
-		int e = errno;
-
-		fprintf(stderr, "pop3c: writing to standard output: %s\n",
-		    strerror(e));
-		return -1;
-	}
-	return 0;
-}
-
-/* Show n bytes of a reply body on stdout, CRLF shown as LF. */
-static void
-show(struct sink *s, const char *p, size_t n)
-{
-	const char *end = p + n;
-
-	if (n > 0 && s->cr) {
-		s->cr = 0;
-		if (*p != '\n')
-			fputc('\r', stdout);
-	}
-	while (p < end) {
-		const char *cr = memchr(p, '\r', end - p);
-
-		if (cr == NULL) {
-			fwrite(p, 1, end - p, stdout);
-			return;
-		}
-		fwrite(p, 1, cr - p, stdout);
-		if (cr + 1 == end) {
-			s->cr = 1;
-			return;
-		}
-		if (cr[1] != '\n')
-			fputc('\r', stdout);
-		p = cr + 1;
-	}
-}
-
-/* Note the first word of each line of a LIST listing. */
-static void
-scan_listing(struct sink *s, const char *p, size_t n)
-{
-	for (; n > 0; p++, n--) {
-		if (s->bol) {
-			s->bol = 0;
-			s->innum = 1;
-			s->num = 0;
-		}
-		if (*p == '\n') {
-			s->bol = 1;
-			s->innum = 0;
-		}
-		if (!s->innum)
-			continue;
-		if (*p >= '0' && *p <= '9' && s->num <= UINT64_MAX / 10 - 1) {
-			s->num = s->num * 10 + (*p - '0');
-			continue;
-		}
-		s->innum = 0;
-		if (s->num > s->maxnum)
-			s->maxnum = s->num;
-	}
-}
 
 static int
 write_all(int fd, const char *p, size_t n)
@@ -325,235 +214,21 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* ---- the connection -------------------------------------------------- */
-
-/* Wait for a non-blocking connect; 0, or -1 with errno. */
+/* Flush stdout; a failure (a closed pipe) ends the program. */
 static int
-connect_wait(int fd, int timeout_ms)
+out_flush(void)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-	socklen_t len = sizeof(int);
-	int n, err = 0;
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		int e = errno;
 
-	do
-		n = poll(&pfd, 1, timeout_ms);
-	while (n < 0 && errno == EINTR && !got_sigint);
-	if (n < 0)
-		return -1;
-	if (n == 0) {
-		errno = ETIMEDOUT;
-		return -1;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return -1;
-	if (err != 0) {
-		errno = err;
+		fprintf(stderr, "pop3c: writing to standard output: %s\n",
+		    strerror(e));
 		return -1;
 	}
 	return 0;
-}
-
-/* Connect to each address of host in turn; the socket, or -1 (said). */
-static int
-connect_host(const char *host, const char *port, int timeout_ms)
-{
-	struct addrinfo hints, *res, *ai;
-	int fd = -1, e;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
-		warnx_("cannot resolve host %s: %s", host,
-		    e == EAI_SYSTEM ? strerror(errno) : gai_strerror(e));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		char addr[NI_MAXHOST];
-
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr,
-		    sizeof(addr), NULL, 0, NI_NUMERICHOST) != 0)
-			snprintf(addr, sizeof(addr), "?");
-		fd = socket(ai->ai_family,
-		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    ai->ai_protocol);
-		if (fd >= 0 && (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-		    (errno == EINPROGRESS && connect_wait(fd, timeout_ms) == 0)))
-			break;
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-		if (got_sigint) {
-			warnx_("interrupted");
-			break;
-		}
-		if (strcmp(addr, host) == 0)
-			warnx_("cannot connect to %s port %s: %s", host, port,
-			    strerror(e));
-		else
-			warnx_("cannot connect to %s (%s) port %s: %s", host,
-			    addr, port, strerror(e));
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-/* Say why the server's bytes stopped: n is what reader_fill returned. */
-static void
-say_read_failure(struct client *c, ssize_t n, int midway)
-{
-	if (n == 0)
-		warnx_("connection closed by the server%s",
-		    midway ? " in the middle of a reply" : "");
-	else if (errno == ETIMEDOUT)
-		warnx_("no reply from the server for %d seconds",
-		    c->timeout_ms / 1000);
-	else if (errno == EINTR)
-		warnx_("interrupted");
-	else
-		warnx_("reading from the server: %s", strerror(errno));
-}
-
-/*
- * Read one status line into c->line, terminator removed, cut to
- * CLIENT_LINE_MAX - 1 octets (the rest of a longer line is discarded).
- * 0, or -1 (said).
- */
-static int
-read_status(struct client *c)
-{
-	size_t len = 0;
-	int cut = 0;
-
-	for (;;) {
-		ssize_t n = reader_fill(&c->r, c->timeout_ms);
-		const char *d, *nl;
-		size_t take, room;
-
-		if (n <= 0) {
-			say_read_failure(c, n, len > 0);
-			return -1;
-		}
-		d = reader_data(&c->r);
-		nl = memchr(d, '\n', n);
-		take = nl ? (size_t)(nl - d) + 1 : (size_t)n;
-		room = sizeof(c->line) - 1 - len;
-		if (take > room)
-			cut = 1;
-		memcpy(c->line + len, d, take < room ? take : room);
-		len += take < room ? take : room;
-		reader_consume(&c->r, take);
-		if (nl != NULL)
-			break;
-	}
-	if (!cut && len > 0 && c->line[len - 1] == '\n')
-		len--;
-	if (!cut && len > 0 && c->line[len - 1] == '\r')
-		len--;
-	c->line[len] = '\0';
-	c->linelen = len;
-	return 0;
-}
-
-/* Send one command line (CRLF added).  0, or -1 (said). */
-static int
-send_line(struct client *c, const char *line)
-{
-	int rc = 0;
-
-	if (writer_put(&c->w, line, strlen(line)) < 0 ||
-	    writer_put(&c->w, "\r\n", 2) < 0 || writer_flush(&c->w) < 0) {
-		warnx_("sending to the server: %s", errno == EPIPE ?
-		    "connection closed by the server" : strerror(errno));
-		rc = -1;
-	}
-	explicit_bzero(c->w.buf, sizeof(c->w.buf));	/* may be a password */
-	return rc;
-}
-
-/* ---- saving ---------------------------------------------------------- */
-
-/* Create a new file for message arg in the download folder; never replace
- * one.  The fd, or -1 (said).  name receives the name used. */
-static int
-save_open(struct client *c, const char *arg, char *name, size_t cap)
-{
-	uint64_t n;
-	char base[32];
-	int i, fd;
-
-	if (arg != NULL && proto_number(arg, UINT64_MAX, &n) == 0)
-		snprintf(base, sizeof(base), "%llu", (unsigned long long)n);
-	else
-		snprintf(base, sizeof(base), "message");
-	for (i = 0; i < SAVE_NAME_TRIES; i++) {
-		int len = i == 0 ? snprintf(name, cap, "%s.eml", base) :
-		    snprintf(name, cap, "%s-%d.eml", base, i);
-
-		if (len < 0 || (size_t)len >= cap)
-			break;
-		fd = openat(c->dirfd, name,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			return fd;
-		if (errno != EEXIST) {
-			warnx_("cannot save to %s/%s: %s", c->dir, name,
-			    strerror(errno));
-			return -1;
-		}
-	}
-	warnx_("cannot save message %s: no free file name in %s", base,
-	    c->dir);
-	return -1;
 }
 
 /* ---- replies --------------------------------------------------------- */
-
-/*
- * Stream the body of a multi-line reply to stdout (and to s->fd) until the
- * terminating line.  0, or -1 when the connection failed (said).
- */
-static int
-read_body(struct client *c, struct sink *s)
-{
-	struct dotdec d;
-	int done = 0;
-
-	dotdec_init(&d);
-	while (!done) {
-		ssize_t n = reader_fill(&c->r, c->timeout_ms);
-		size_t used, outlen;
-
-		if (n <= 0) {
-			if (s->cr)
-				fputc('\r', stdout);
-			fputc('\n', stdout);
-			say_read_failure(c, n, 1);
-			return -1;
-		}
-		if ((size_t)n > RBUF_SIZE)
-			n = RBUF_SIZE;
-		used = dotdec_feed(&d, reader_data(&c->r), n, c->dec, &outlen,
-		    &done);
-		reader_consume(&c->r, used);
-		show(s, c->dec, outlen);
-		if (s->listing)
-			scan_listing(s, c->dec, outlen);
-		if (s->fd >= 0 && !s->save_failed) {
-			if (write_all(s->fd, c->dec, outlen) < 0) {
-				warnx_("writing the saved message: %s",
-				    strerror(errno));
-				s->save_failed = 1;
-			} else
-				s->saved += outlen;
-		}
-	}
-	if (s->cr)
-		fputc('\r', stdout);
-	return 0;
-}
 
 static void
 mark_deleted(struct client *c, const char *arg, int on)
@@ -578,44 +253,50 @@ mark_deleted(struct client *c, const char *arg, int on)
 static void
 learn_stat(struct client *c)
 {
-	char num[24];
-	size_t i = 0;
-	const char *p = c->line + 3;
 	uint64_t n;
 
-	if (*p != ' ')
-		return;
-	for (p++; *p >= '0' && *p <= '9' && i < sizeof(num) - 1; p++)
-		num[i++] = *p;
-	num[i] = '\0';
-	if (proto_number(num, STORE_MAX_MESSAGES, &n) < 0)
+	if (client_stat_count(c->conn.line, STORE_MAX_MESSAGES, &n) < 0)
 		return;
 	c->count = n + c->ndeleted;
 	c->count_known = 1;
 }
 
+/* Read and show a status line.  0, or -1 when the connection cannot go
+ * on (said). */
+static int
+status_line(struct client *c)
+{
+	enum client_rc rc;
+	int midway;
+
+	rc = client_status_line(&c->conn, &midway);
+	if (rc == CLIENT_PROTO)
+		client_show_line(stdout, c->conn.line, c->conn.linelen);
+	if (rc != CLIENT_OK) {
+		client_say(&c->conn, rc, midway);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Read and show the reply to a command: the status line and, for a +OK to
- * a multi-line command, the body.  retr_arg is set for RETR (the message
- * is then saved).  0, or -1 when the connection is lost (said).
+ * a multi-line command, the body.  arg is the first argument (RETR saves
+ * the message under its number).  0, or -1 when the connection is lost
+ * (said).
  */
 static int
 reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 {
-	struct sink s;
+	struct client_sink s;
+	enum client_rc rc;
 	char name[64];
-	int rc;
 
-	if (read_status(c) < 0)
+	if (status_line(c) < 0)
 		return -1;
-	fwrite(c->line, 1, c->linelen, stdout);
-	fputc('\n', stdout);
-	c->last_ok = strncmp(c->line, "+OK", 3) == 0;
-	c->sasl = c->line[0] == '+' && !c->last_ok;
-	if (c->line[0] != '+' && c->line[0] != '-') {
-		warnx_("the server's reply does not begin with +OK or -ERR");
-		return -1;
-	}
+	client_show_line(stdout, c->conn.line, c->conn.linelen);
+	c->last_ok = c->conn.status == CLIENT_ST_OK;
+	c->sasl = c->conn.status == CLIENT_ST_CONT;
 	if (!c->last_ok || cmd == NULL) {
 		if (out_flush() < 0)
 			return -1;
@@ -638,34 +319,41 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 		return out_flush();
 
 	memset(&s, 0, sizeof(s));
+	s.out = stdout;
 	s.fd = -1;
-	s.bol = 1;
 	s.listing = cmd->action == A_LIST;
 	if (cmd->action == A_RETR)
-		s.fd = save_open(c, arg, name, sizeof(name));
-	rc = read_body(c, &s);
-	if (rc == 0 && s.listing) {
+		s.fd = client_save_open(c->dirfd, c->dir, arg, name,
+		    sizeof(name));
+	rc = client_body(&c->conn, &s);
+	if (rc != CLIENT_OK)
+		client_say(&c->conn, rc, 1);
+	if (rc == CLIENT_OK && s.listing) {
 		c->count = s.maxnum;
 		c->count_known = 1;
 	}
 	if (s.fd >= 0) {
+		if (s.save_failed)
+			client_warnx("writing the saved message: %s",
+			    strerror(s.save_errno));
 		if (close(s.fd) < 0 && !s.save_failed) {
-			warnx_("closing the saved message: %s", strerror(errno));
+			client_warnx("closing the saved message: %s",
+			    strerror(errno));
 			s.save_failed = 1;
 		}
-		if (rc < 0 || s.save_failed) {
+		if (rc != CLIENT_OK || s.save_failed) {
 			if (unlinkat(c->dirfd, name, 0) < 0)
-				warnx_("cannot remove %s/%s: %s", c->dir, name,
-				    strerror(errno));
+				client_warnx("cannot remove %s/%s: %s", c->dir,
+				    name, strerror(errno));
 			else
-				warnx_("message not saved");
+				client_warnx("message not saved");
 		} else
 			printf("saved to %s/%s (%llu octets)\n", c->dir, name,
 			    (unsigned long long)s.saved);
 	}
 	if (out_flush() < 0)
 		return -1;
-	return rc;
+	return rc == CLIENT_OK ? 0 : -1;
 }
 
 /* ---- commands -------------------------------------------------------- */
@@ -706,14 +394,14 @@ tty_secret(int fd, FILE *out, const char *prompt, char *buf, size_t cap)
 	int rc = 1, toolong = 0;
 
 	if (tcgetattr(fd, &old) < 0) {
-		warnx_("terminal: %s", strerror(errno));
+		client_warnx("terminal: %s", strerror(errno));
 		return -1;
 	}
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	quiet.c_lflag |= ECHONL | ICANON;
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
-		warnx_("terminal: %s", strerror(errno));
+		client_warnx("terminal: %s", strerror(errno));
 		return -1;
 	}
 	if (out != NULL) {
@@ -751,7 +439,7 @@ tty_secret(int fd, FILE *out, const char *prompt, char *buf, size_t cap)
 	got_sigint = 0;
 	buf[len] = '\0';
 	if (tcsetattr(fd, TCSAFLUSH, &old) < 0)
-		warnx_("terminal: %s", strerror(errno));
+		client_warnx("terminal: %s", strerror(errno));
 	if (rc != 1) {
 		if (out != NULL)
 			fputc('\n', out);
@@ -759,9 +447,9 @@ tty_secret(int fd, FILE *out, const char *prompt, char *buf, size_t cap)
 			(void)write_all(fd, "\n", 1);
 	}
 	if (rc < 0)
-		warnx_("reading the password: %s", strerror(errno));
+		client_warnx("reading the password: %s", strerror(errno));
 	if (rc == 1 && toolong) {
-		warnx_("password too long");
+		client_warnx("password too long");
 		rc = 0;
 	}
 	return rc;
@@ -787,7 +475,7 @@ ask_password(struct client *c, char *buf, size_t cap)
 		sigemptyset(&sa.sa_mask);
 		sa.sa_handler = on_sigint;
 		if (sigaction(SIGINT, &sa, &old) < 0) {
-			warnx_("sigaction: %s", strerror(errno));
+			client_warnx("sigaction: %s", strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -798,7 +486,7 @@ ask_password(struct client *c, char *buf, size_t cap)
 	}
 	rc = input_line(buf, cap, &toolong);
 	if (rc == 1 && toolong) {
-		warnx_("password too long");
+		client_warnx("password too long");
 		return 0;
 	}
 	return rc;
@@ -815,35 +503,10 @@ remember(struct client *c, const char *line)
 		return;
 	add_history(line);
 	if (c->histpath[0] != '\0' && append_history(1, c->histpath) != 0) {
-		warnx_("cannot write history %s: %s", c->histpath,
+		client_warnx("cannot write history %s: %s", c->histpath,
 		    strerror(errno));
 		c->histpath[0] = '\0';
 	}
-}
-
-/* ---- TLS ------------------------------------------------------------ */
-
-/* Run the TLS handshake on the connection.  0, or -1 (said). */
-static int
-tls_start(struct client *c)
-{
-	char err[512];
-
-	if (c->tls == NULL &&
-	    (c->tls = tls_client_new(c->cafile, c->insecure, err,
-	    sizeof(err))) == NULL) {
-		warnx_("TLS: %s", err);
-		return -1;
-	}
-	/* Bytes that came in clear before the handshake are not trusted. */
-	reader_init(&c->r, &c->io);
-	if (tls_connect(c->tls, &c->io, c->host, c->timeout_ms, err,
-	    sizeof(err)) < 0) {
-		warnx_("TLS with %s: %s", c->host, err);
-		return -1;
-	}
-	c->tls_on = 1;
-	return 0;
 }
 
 /* STLS: ask, then handshake.  show: print the reply.  0 to go on (the
@@ -851,28 +514,28 @@ tls_start(struct client *c)
 static int
 starttls(struct client *c, int show)
 {
-	if (c->tls_on) {
-		warnx_("TLS is already on");
+	if (c->conn.tls_on) {
+		client_warnx("TLS is already on");
 		return 0;
 	}
-	if (send_line(c, "STLS") < 0 || read_status(c) < 0)
+	if (client_send(&c->conn, "STLS") < 0 || status_line(c) < 0)
 		return -1;
 	if (show) {
-		fwrite(c->line, 1, c->linelen, stdout);
-		fputc('\n', stdout);
+		client_show_line(stdout, c->conn.line, c->conn.linelen);
 		if (out_flush() < 0)
 			return -1;
 	}
-	if (strncmp(c->line, "+OK", 3) != 0) {
+	if (c->conn.status != CLIENT_ST_OK) {
 		if (!show)
-			warnx_("the server refused STLS: %s", c->line);
+			client_warnx("the server refused STLS: %s",
+			    c->conn.line);
 		return show ? 0 : -1;
 	}
-	if (tls_start(c) < 0)
+	if (client_tls_start(&c->conn, c->host, c->cafile, c->insecure) < 0)
 		return -1;
 	if (show)
 		fprintf(c->tty ? c->tty : stdout, "TLS is on (%s)\n",
-		    tls_describe(&c->io));
+		    client_tls_describe(&c->conn));
 	return 0;
 }
 
@@ -885,11 +548,11 @@ clear_ok(struct client *c)
 	FILE *in, *out;
 	int yes;
 
-	if (c->tls_on || c->local)
+	if (c->conn.tls_on || c->local)
 		return 1;
 	in = fopen("/dev/tty", "r+e");
 	if (in == NULL) {
-		warnx_("not sending a password unencrypted to %s; use "
+		client_warnx("not sending a password unencrypted to %s; use "
 		    "--starttls or --tls", c->host);
 		return 0;
 	}
@@ -901,7 +564,7 @@ clear_ok(struct client *c)
 	    (answer[0] == 'y' || answer[0] == 'Y');
 	fclose(in);
 	if (!yes)
-		warnx_("password not sent");
+		client_warnx("password not sent");
 	return yes;
 }
 
@@ -968,7 +631,7 @@ run_line(struct client *c, char *line, int typed)
 			explicit_bzero(pw, sizeof(pw));
 			if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
 				explicit_bzero(buf, sizeof(buf));
-				warnx_("command too long (at most %d octets)",
+				client_warnx("command too long (at most %d octets)",
 				    CMD_TEXT_MAX);
 				return 0;
 			}
@@ -981,7 +644,7 @@ run_line(struct client *c, char *line, int typed)
 		    (cmd->multi == M_NOARG && nargs == 0);
 	}
 	if (strlen(line) > CMD_TEXT_MAX) {
-		warnx_("command too long (at most %d octets)", CMD_TEXT_MAX);
+		client_warnx("command too long (at most %d octets)", CMD_TEXT_MAX);
 		return 0;
 	}
 	if (arg != NULL && line == buf)
@@ -997,7 +660,7 @@ run_line(struct client *c, char *line, int typed)
 		} else
 			arg = NULL;
 	}
-	rc = send_line(c, line);
+	rc = client_send(&c->conn, line);
 	explicit_bzero(buf, sizeof(buf));
 	if (rc < 0)
 		return -1;
@@ -1021,7 +684,7 @@ input_line(char *buf, size_t cap, int *toolong)
 	*toolong = 0;
 	if (fgets(buf, cap, stdin) == NULL) {
 		if (ferror(stdin)) {
-			warnx_("reading standard input: %s", strerror(errno));
+			client_warnx("reading standard input: %s", strerror(errno));
 			return -1;
 		}
 		return 0;
@@ -1190,7 +853,7 @@ history_start(struct client *c)
 	if (n < 0 || (size_t)n >= sizeof(dir) - sizeof("/history"))
 		return;
 	if (mkdir_p(dir) < 0) {
-		warnx_("cannot create %s: %s (history not kept)", dir,
+		client_warnx("cannot create %s: %s (history not kept)", dir,
 		    strerror(errno));
 		return;
 	}
@@ -1202,13 +865,13 @@ history_start(struct client *c)
 	fd = open(c->histpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 	    0600);
 	if (fd < 0 || close(fd) < 0) {
-		warnx_("cannot open %s: %s (history not kept)", c->histpath,
+		client_warnx("cannot open %s: %s (history not kept)", c->histpath,
 		    strerror(errno));
 		c->histpath[0] = '\0';
 		return;
 	}
 	if ((errno = read_history(c->histpath)) != 0) {
-		warnx_("cannot read %s: %s (history not kept)", c->histpath,
+		client_warnx("cannot read %s: %s (history not kept)", c->histpath,
 		    strerror(errno));
 		c->histpath[0] = '\0';
 		return;
@@ -1221,7 +884,7 @@ history_end(struct client *c)
 {
 	if (c->histpath[0] != '\0' &&
 	    (errno = history_truncate_file(c->histpath, HISTORY_MAX)) != 0)
-		warnx_("cannot trim %s: %s", c->histpath, strerror(errno));
+		client_warnx("cannot trim %s: %s", c->histpath, strerror(errno));
 }
 
 /* Next command line: 1 with *line set (free it), 0 at end of input. */
@@ -1242,10 +905,10 @@ next_line(struct client *c, char **line)
 			return rc;
 		if (!toolong)
 			break;
-		warnx_("command too long (at most %d octets)", CMD_TEXT_MAX);
+		client_warnx("command too long (at most %d octets)", CMD_TEXT_MAX);
 	}
 	if ((*line = strdup(buf)) == NULL) {
-		warnx_("out of memory");
+		client_warnx("out of memory");
 		return -1;
 	}
 	return 1;
@@ -1257,14 +920,13 @@ session(struct client *c, const char *user)
 	char quit[] = "QUIT", *line;
 	int rc;
 
-	if (read_status(c) < 0)
+	if (status_line(c) < 0)
 		return EXIT_CONN;
-	fwrite(c->line, 1, c->linelen, stdout);
-	fputc('\n', stdout);
+	client_show_line(stdout, c->conn.line, c->conn.linelen);
 	if (out_flush() < 0)
 		return EXIT_CONN;
-	if (strncmp(c->line, "+OK", 3) != 0) {
-		warnx_("the server did not accept the session");
+	if (c->conn.status != CLIENT_ST_OK) {
+		client_warnx("the server did not accept the session");
 		return EXIT_CONN;
 	}
 	if (c->starttls_first && starttls(c, 0) < 0)
@@ -1274,7 +936,7 @@ session(struct client *c, const char *user)
 
 		rc = snprintf(cmd, sizeof(cmd), "USER %s", user);
 		if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
-			warnx_("user name too long");
+			client_warnx("user name too long");
 		} else {
 			if (run_line(c, cmd, 0) < 0)
 				return EXIT_CONN;
@@ -1399,7 +1061,6 @@ main(int argc, char *argv[])
 	c->dir = dir;
 	c->cafile = cafile;
 	c->insecure = insecure;
-	c->timeout_ms = timeout * 1000;
 	c->interactive = isatty(0);
 	if ((c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		fprintf(stderr, "pop3c: download folder %s: %s\n", dir,
@@ -1421,13 +1082,13 @@ main(int argc, char *argv[])
 			    strerror(errno)), EXIT_CONN;
 	}
 
-	if ((fd = connect_host(c->host, c->port, c->timeout_ms)) < 0)
+	if ((fd = client_connect(c->host, c->port, timeout * 1000,
+	    &got_sigint)) < 0)
 		return EXIT_CONN;
-	pio_init_fd(&c->io, fd, fd);
-	reader_init(&c->r, &c->io);
-	writer_init(&c->w, &c->io, c->timeout_ms);
+	client_init(&c->conn, fd, fd, timeout * 1000);
 	c->local = proto_peer_is_local(fd);
-	if (tls && tls_start(c) < 0)
+	if (tls && client_tls_start(&c->conn, c->host, c->cafile,
+	    c->insecure) < 0)
 		return EXIT_CONN;
 	c->starttls_first = starttls_first;
 
@@ -1449,9 +1110,9 @@ main(int argc, char *argv[])
 		history_end(c);
 	if (out_flush() < 0 && rc == 0)
 		rc = EXIT_CONN;
-	tls_end(&c->io);
+	client_end(&c->conn);
 	if (close(fd) < 0 && rc == 0)
-		warnx_("close: %s", strerror(errno));
+		client_warnx("close: %s", strerror(errno));
 	(void)close(c->dirfd);
 	free(c->deleted);
 	free(c);
