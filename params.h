@@ -16,6 +16,11 @@
 /* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
 #define IDLE_TIMEOUT_DEFAULT	600
 
+/* With --users, seconds from the connection to a successful login: a
+ * client that has not logged in holds a worker for no one (Dovecot's
+ * login processes allow about a minute too). */
+#define LOGIN_TIMEOUT_DEFAULT	60
+
 /* Consecutive failed commands before the server hangs up (dovecot: 20). */
 #define MAX_BAD_COMMANDS	50
 

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -37,7 +38,9 @@ static const char usage_text[] =
 "usage: pop3d [OPTIONS] PORT MAILDROP   serve MAILDROP on PORT\n"
 "       pop3d [OPTIONS] MAILDROP        under systemd, xinetd or inetd\n"
 "\n"
-"  -t, --timeout SECONDS     idle timeout (default 600)\n"
+"  -t, --timeout SECONDS     idle timeout: to a whole command line, and for\n"
+"                            each write (default 600)\n"
+"  -L, --login-timeout SECONDS  with --users, time to log in (default 60)\n"
 "  -m, --max-sessions N      sessions at once in listener modes (default 1000)\n"
 "  -S, --max-per-source N    sessions at once from one address in listener\n"
 "                            modes (default 32, loopback exempt; 0: no limit)\n"
@@ -58,6 +61,7 @@ static const char usage_text[] =
 
 static const struct option longopts[] = {
 	{ "timeout",		required_argument, NULL, 't' },
+	{ "login-timeout",	required_argument, NULL, 'L' },
 	{ "max-sessions",	required_argument, NULL, 'm' },
 	{ "max-per-source",	required_argument, NULL, 'S' },
 	{ "order",		required_argument, NULL, 'o' },
@@ -138,10 +142,23 @@ static void
 one_session(int rfd, int wfd, const struct session_cfg *cfg)
 {
 	struct peer peer;
+	struct stat sb;
 	int on = 1;
 
 	/* On a TCP socket (xinetd, Accept=yes) avoid delayed-ACK stalls. */
 	setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	/*
+	 * A socket is the client's alone here: make it non-blocking, so
+	 * that every write has a deadline (a client that stops reading must
+	 * not pin the process in write()).  A terminal or pipe is left as
+	 * it is: it is shared with whoever started pop3d by hand.
+	 */
+	if (fstat(rfd, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+	    fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK) < 0)
+		log_warn("O_NONBLOCK on the connection");
+	if (wfd != rfd && fstat(wfd, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+	    fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) < 0)
+		log_warn("O_NONBLOCK on the connection");
 	peer_from_fd(&peer, rfd);
 	session_run(rfd, wfd, cfg, &peer);
 }
@@ -159,15 +176,20 @@ main(int argc, char *argv[])
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.timeout = IDLE_TIMEOUT_DEFAULT;
+	cfg.login_timeout = LOGIN_TIMEOUT_DEFAULT;
 	cfg.store.order = STORE_ORDER_DIRECTORY;
 	cfg.store.lock_wait = LOCK_WAIT_DEFAULT;
 	cfg.store.max_messages = STORE_MAX_MESSAGES;
 	cfg.stop = &never;
 
-	while ((c = getopt_long(argc, argv, "t:m:S:o:xw:DM:u:c:k:TPU:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:L:m:S:o:xw:DM:u:c:k:TPU:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
+			break;
+		case 'L':
+			cfg.login_timeout = number_arg("--login-timeout",
+			    optarg, 1, 86400);
 			break;
 		case 'm':
 			max_sessions = number_arg("--max-sessions", optarg, 1,

@@ -44,6 +44,7 @@ pio_init_fd(struct pio *p, int rfd, int wfd)
 	p->pending = fd_pending;
 	p->rfd = rfd;
 	p->wfd = wfd;
+	p->want = 0;
 	p->ctx = NULL;
 }
 
@@ -93,6 +94,23 @@ wait_fd(int fd, short events, long long deadline, const sigset_t *mask)
 	return n > 0;
 }
 
+/* Wait for what io needs next: what its layer asked for after an EAGAIN,
+ * else dflt (POLLIN on rfd or POLLOUT on wfd). */
+static int
+pio_wait(struct pio *io, short dflt, long long deadline, const sigset_t *mask)
+{
+	short ev = io->want != 0 ? io->want : dflt;
+
+	io->want = 0;
+	return wait_fd(ev == POLLOUT ? io->wfd : io->rfd, ev, deadline, mask);
+}
+
+static long long
+deadline_of(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : proto_now_ms() + timeout_ms;
+}
+
 void
 reader_init(struct reader *r, struct pio *io)
 {
@@ -119,10 +137,10 @@ reader_consume(struct reader *r, size_t n)
 /* Read once into the free space of the buffer.  >0 bytes, 0 EOF, -1 errno
  * (ETIMEDOUT when the deadline passed, EINTR on a signal). */
 static ssize_t
-read_more(struct reader *r, int timeout_ms)
+read_more(struct reader *r, long long deadline)
 {
-	long long deadline = timeout_ms < 0 ? -1 : proto_now_ms() + timeout_ms;
 	ssize_t n;
+	short want = POLLIN;
 
 	if (r->start > 0) {
 		memmove(r->buf, r->buf + r->start, r->end - r->start);
@@ -137,7 +155,7 @@ read_more(struct reader *r, int timeout_ms)
 	 * and pipelined input arrives in one read anyway. */
 	for (;;) {
 		if (r->io->pending(r->io) == 0) {
-			int ready = wait_fd(r->io->rfd, POLLIN, deadline,
+			int ready = pio_wait(r->io, want, deadline,
 			    &r->waitmask);
 
 			if (ready < 0)
@@ -154,10 +172,16 @@ read_more(struct reader *r, int timeout_ms)
 		}
 		if (n == 0)
 			return 0;
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -1;
-		if (errno == EINTR)
+		want = r->io->want;	/* TLS may wait for POLLOUT */
+		r->io->want = 0;
+		if (want == 0)
+			want = POLLIN;
+		else if (deadline >= 0 && proto_now_ms() >= deadline) {
+			errno = ETIMEDOUT;
 			return -1;
+		}
 	}
 }
 
@@ -168,16 +192,16 @@ reader_fill(struct reader *r, int timeout_ms)
 
 	if (r->end > r->start)
 		return r->end - r->start;
-	n = read_more(r, timeout_ms);
+	n = read_more(r, deadline_of(timeout_ms));
 	if (n <= 0)
 		return n;
 	return r->end - r->start;
 }
 
 static enum line_status
-read_status(int timeout_ms, struct reader *r)
+read_status(long long deadline, struct reader *r)
 {
-	ssize_t n = read_more(r, timeout_ms);
+	ssize_t n = read_more(r, deadline);
 
 	if (n > 0)
 		return LINE_OK;
@@ -194,6 +218,9 @@ enum line_status
 reader_line(struct reader *r, char *out, size_t cap, size_t maxlen,
     size_t *len, int timeout_ms)
 {
+	/* One deadline for the whole line: a client dripping one byte at a
+	 * time cannot stretch it. */
+	long long deadline = deadline_of(timeout_ms);
 	enum line_status st;
 
 	if (maxlen > sizeof(r->buf))
@@ -230,7 +257,7 @@ reader_line(struct reader *r, char *out, size_t cap, size_t maxlen,
 			r->skipping = 1;
 			return LINE_TOOLONG;
 		}
-		if ((st = read_status(timeout_ms, r)) != LINE_OK)
+		if ((st = read_status(deadline, r)) != LINE_OK)
 			return st;
 	}
 }
@@ -241,6 +268,7 @@ writer_init(struct writer *w, struct pio *io, int timeout_ms)
 	w->io = io;
 	w->len = 0;
 	w->failed = 0;
+	w->err = 0;
 	w->timeout_ms = timeout_ms;
 	w->total = 0;
 }
@@ -249,10 +277,13 @@ int
 pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
 {
 	const char *s = p;
-	long long deadline = -1;
+	long long deadline = deadline_of(timeout_ms);
 
 	while (n > 0) {
-		ssize_t k = io->write(io, s, n);
+		ssize_t k;
+
+		io->want = 0;
+		k = io->write(io, s, n);
 
 		if (k > 0) {
 			s += k;
@@ -265,10 +296,8 @@ pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
 			sigset_t mask;
 			int ready;
 
-			if (deadline < 0 && timeout_ms >= 0)
-				deadline = proto_now_ms() + timeout_ms;
 			wait_mask(&mask);
-			ready = wait_fd(io->wfd, POLLOUT, deadline, &mask);
+			ready = pio_wait(io, POLLOUT, deadline, &mask);
 			if (ready < 0 && errno == EINTR)
 				continue;
 			if (ready <= 0) {
@@ -294,6 +323,7 @@ writer_flush(struct writer *w)
 		return 0;
 	if (pio_write_all(w->io, w->buf, w->len, w->timeout_ms) < 0) {
 		w->failed = 1;
+		w->err = errno;
 		return -1;
 	}
 	w->total += w->len;
@@ -312,6 +342,7 @@ writer_put(struct writer *w, const void *p, size_t n)
 		if (n >= sizeof(w->buf)) {
 			if (pio_write_all(w->io, p, n, w->timeout_ms) < 0) {
 				w->failed = 1;
+				w->err = errno;
 				return -1;
 			}
 			w->total += n;

@@ -28,6 +28,10 @@ struct pio {
 	size_t	(*pending)(struct pio *);
 	int	 rfd;
 	int	 wfd;
+	/* Set by a layer with its EAGAIN: what it waits for, POLLIN on rfd
+	 * or POLLOUT on wfd (TLS may need to write to read, and the other
+	 * way round); 0 for the direction's own. */
+	short	 want;
 	void	*ctx;		/* layer's own state, e.g. an SSL * */
 };
 
@@ -59,7 +63,8 @@ void	reader_init(struct reader *r, struct pio *io);
  * Read one line terminated by LF (a CR before it is removed too) into out,
  * at most cap - 1 bytes plus NUL.  A line whose octets, terminator included,
  * exceed maxlen yields LINE_TOOLONG at once; the following call first
- * discards up to and including the LF.  timeout_ms < 0 waits forever.
+ * discards up to and including the LF.  timeout_ms bounds the time to the
+ * whole line, however its bytes trickle in; < 0 waits forever.
  * *len receives the length of the line (valid for LINE_OK and LINE_NUL).
  */
 enum line_status reader_line(struct reader *r, char *out, size_t cap,
@@ -81,6 +86,7 @@ struct writer {
 	struct pio	*io;
 	size_t		 len;
 	int		 failed;	/* a write failed: everything after is dropped */
+	int		 err;		/* its errno (ETIMEDOUT: the deadline) */
 	int		 timeout_ms;	/* for a peer that stops reading; <0 forever */
 	uint64_t	 total;		/* bytes handed to the peer */
 	char		 buf[WBUF_SIZE];
@@ -93,7 +99,8 @@ int	writer_printf(struct writer *w, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 /* Write out everything buffered.  0, or -1 (w->failed set). */
 int	writer_flush(struct writer *w);
-/* Write-all loop on one buffer, polling for writability up to timeout_ms. */
+/* Write-all loop on one buffer: all of it within timeout_ms (< 0: no
+ * limit) of the call, however slowly the peer reads. */
 int	pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms);
 
 /* Milliseconds on the monotonic clock. */

@@ -51,6 +51,7 @@ struct session {
 	int		 quit;
 	int		 broken;	/* connection unusable: end now */
 	size_t		 nretr, ndele;
+	long long	 login_by;	/* ms: end of the login phase; 0: none */
 	char		 line[POP3_CMD_MAX + 1];
 	/* Buffers last: never zeroed, so an idle session touches few pages. */
 	struct reader	 in;
@@ -83,6 +84,24 @@ reply(struct session *s, int ok, const char *fmt, ...)
 	writer_printf(&s->out, "%s %s\r\n", ok ? "+OK" : "-ERR", msg);
 	s->replied++;
 	s->failed = !ok;
+}
+
+/*
+ * Milliseconds the next command line may take to arrive whole: the idle
+ * timeout, and while a login is due, no later than the login deadline.
+ */
+static int
+line_timeout(const struct session *s)
+{
+	int idle = s->cfg->timeout > 0 ? s->cfg->timeout * 1000 : -1;
+	long long left;
+
+	if (s->login_by == 0 || s->state != ST_AUTH)
+		return idle;
+	left = s->login_by - proto_now_ms();
+	if (left < 0)
+		left = 0;
+	return idle >= 0 && idle < left ? idle : (int)left;
 }
 
 /* Enter TRANSACTION: snapshot the maildrop.  0, or -1 after an -ERR. */
@@ -318,7 +337,7 @@ cmd_auth(struct session *s, int argc, char **argv)
 		writer_put(&s->out, "+ \r\n", 4);
 		if (writer_flush(&s->out) < 0 ||
 		    reader_line(&s->in, buf, sizeof(buf), SASL_LINE_MAX, &len,
-		    s->cfg->timeout * 1000) != LINE_OK) {
+		    line_timeout(s)) != LINE_OK) {
 			s->broken = 1;
 			reply(s, 0, "authentication aborted");
 			return;
@@ -745,7 +764,11 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 	s->state = ST_AUTH;
 	pio_init_fd(&s->io, rfd, wfd);
 	reader_init(&s->in, &s->io);
+	/* The same deadline bounds every write to a client that stops
+	 * reading. */
 	writer_init(&s->out, &s->io, timeout_ms);
+	if (cfg->users != NULL && cfg->login_timeout > 0)
+		s->login_by = proto_now_ms() + cfg->login_timeout * 1000LL;
 	if (cfg->tls_wrap) {
 		char err[256];
 
@@ -770,7 +793,7 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 			break;
 		}
 		ls = reader_line(&s->in, s->line, sizeof(s->line), POP3_CMD_MAX,
-		    &len, timeout_ms);
+		    &len, line_timeout(s));
 		s->replied = 0;
 		switch (ls) {
 		case LINE_OK:
@@ -786,7 +809,9 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 			why = "connection closed without QUIT";
 			continue;
 		case LINE_TIMEOUT:
-			why = "idle timeout";
+			why = s->login_by != 0 && s->state == ST_AUTH &&
+			    proto_now_ms() >= s->login_by ? "login timeout" :
+			    "idle timeout";
 			continue;
 		case LINE_INTR:
 			if (cfg->stop != NULL && *cfg->stop)
@@ -813,6 +838,8 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 			why = "connection broken";
 	}
 	writer_flush(&s->out);
+	if (s->out.failed)
+		why = s->out.err == ETIMEDOUT ? "write timeout" : "write failed";
 	log_info("session end: %s: %s, %zu retrieved, %zu deleted, "
 	    "%llu bytes sent", peer->text, why, s->nretr, s->ndele,
 	    (unsigned long long)s->out.total);

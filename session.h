@@ -21,7 +21,10 @@ struct session_cfg {
 	int			 tls_wrap;	/* TLS from the first byte */
 	int			 allow_plaintext; /* passwords without TLS */
 	struct store_opts	 store;
-	int			 timeout;	/* idle seconds */
+	int			 timeout;	/* idle seconds: to a whole
+						 * command line, and per write */
+	int			 login_timeout;	/* with users: seconds from
+						 * the connection to a login */
 	/* Set by a signal handler: end the session at the next wait. */
 	volatile sig_atomic_t	*stop;
 };

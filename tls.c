@@ -57,6 +57,9 @@ ctx_new(int client, char *errbuf, size_t errlen)
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A renegotiation costs the server a handshake on the client's
+	 * whim: refuse it (TLS 1.2 and older; 1.3 has none). */
+	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
 	return t;
 }
 
@@ -119,13 +122,20 @@ tls_free(struct tls_ctx *t)
 	free(t);
 }
 
-/* pio functions of a started layer: errors come back as errno. */
+/* pio functions of a started layer: errors come back as errno, and with
+ * EAGAIN what to wait for in p->want (a read may need to write first). */
 static ssize_t
-map_result(SSL *ssl, int r)
+map_result(struct pio *p, int r)
 {
+	SSL *ssl = p->ctx;
+
 	switch (SSL_get_error(ssl, r)) {
 	case SSL_ERROR_WANT_READ:
+		p->want = POLLIN;
+		errno = EAGAIN;
+		return -1;
 	case SSL_ERROR_WANT_WRITE:
+		p->want = POLLOUT;
 		errno = EAGAIN;
 		return -1;
 	case SSL_ERROR_ZERO_RETURN:
@@ -150,7 +160,7 @@ tls_read(struct pio *p, void *buf, size_t n)
 	errno = 0;
 	if ((r = SSL_read(p->ctx, buf, n > INT32_MAX ? INT32_MAX : (int)n)) > 0)
 		return r;
-	return map_result(p->ctx, r);
+	return map_result(p, r);
 }
 
 static ssize_t
@@ -161,7 +171,7 @@ tls_write(struct pio *p, const void *buf, size_t n)
 	errno = 0;
 	if ((r = SSL_write(p->ctx, buf, n > INT32_MAX ? INT32_MAX : (int)n)) > 0)
 		return r;
-	return map_result(p->ctx, r);
+	return map_result(p, r);
 }
 
 static size_t

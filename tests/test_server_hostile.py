@@ -3,9 +3,44 @@ timers a slow client cannot stretch, login guessing, files (SPEC 1-3)."""
 import os
 import signal
 import socket
+import threading
+import time
 
+import pytest
+
+from activation_util import Proc, need_tool, passenv_args
+from auth_util import Area, mkpasswd
+from conftest import POP3D, TIMEOUT, free_port
 from server_util import (Pop, ServerClosed, messages, pop3d,  # noqa: F401
                          wait_for)
+
+PASSWORD = "correct horse"
+
+
+@pytest.fixture
+def activators():
+    """Factory for started activators, all stopped after the test."""
+    started = []
+
+    def start(argv):
+        p = Proc(argv)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def area_users():
+    """A users file with alice (yescrypt) and her maildrop; the options
+    that serve it (pop3d refuses a users file as root: --user nobody)."""
+    a = Area()
+    a.maildrop("alice", [b"Subject: one\r\n\r\nbody\r\n"])
+    a.write_users(["alice:" + mkpasswd("yescrypt", PASSWORD)])
+    yield a, ["--users", a.users, "--user", "nobody"]
+    a.cleanup()
 
 
 def worker_of(srv, conn):
@@ -104,3 +139,133 @@ def test_max_per_source_zero_is_no_limit(pop3d, maildrop):
         c.ok("NOOP")
     for c in held:
         c.quit()
+
+
+# --- timers a slow client cannot stretch -------------------------------------
+
+def drip(port, data, every, result):
+    """Send data one byte every `every` seconds; record when the server
+    closed (seconds after connecting), or None if it never did."""
+    t0 = time.monotonic()
+    try:
+        c = Pop(port, timeout=30)
+        for b in data:
+            try:
+                c.send(bytes([b]))
+            except OSError:
+                break
+            time.sleep(every)
+        result.append(time.monotonic() - t0 if c.wait_closed(30) else None)
+        c.close()
+    except Exception as e:  # reported by the test's assertion
+        result.append(e)
+
+
+def test_drip_feed_client_dropped(pop3d, maildrop):
+    """The idle timeout counts to a complete line: a client dripping a
+    byte every half second is dropped within twice the timeout, while a
+    well-behaved client is served."""
+    names = messages(maildrop)
+    srv = pop3d(maildrop, "--timeout", "3")
+    result = []
+    t = threading.Thread(target=drip,
+                         args=(srv.port, b"NOOP" * 20, 0.5, result))
+    t.start()
+    time.sleep(0.5)
+    c = Pop(srv.port)
+    assert c.stat()[0] == len(names)
+    c.quit()
+    t.join(60)
+    assert len(result) == 1
+    took = result[0]
+    assert isinstance(took, float), took
+    assert 2.9 <= took <= 6, took
+    assert b"idle timeout" in srv.output()
+
+
+def test_login_timeout(pop3d, area_users):
+    """With --users, a client that keeps talking but never logs in is
+    dropped at --login-timeout."""
+    area, opts = area_users
+    srv = pop3d(area.base, *opts, "--login-timeout", "2")
+    c = Pop(srv.port)
+    t0 = time.monotonic()
+    closed = None
+    while time.monotonic() - t0 < 20:
+        try:
+            c.multi("CAPA")
+        except (ServerClosed, OSError):
+            closed = time.monotonic() - t0
+            break
+        time.sleep(0.3)
+    assert closed is not None and 1.9 <= closed <= 8, closed
+    assert wait_for(lambda: b"login timeout" in srv.output())
+
+
+def test_login_timeout_ends_with_login(pop3d, area_users):
+    """After a successful login only the idle timeout applies."""
+    area, opts = area_users
+    srv = pop3d(area.base, *opts, "--login-timeout", "2")
+    c = Pop(srv.port)
+    c.ok("USER alice")
+    c.ok("PASS " + PASSWORD)
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        c.ok("NOOP")
+        time.sleep(0.3)
+    c.quit()
+
+
+def children(pid):
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(p))
+    return out
+
+
+def test_never_reading_client_stdio_mode(activators, maildrop):
+    """Under systemd-socket-activate --accept --inetd (blocking fds 0/1 as
+    systemd passes them), a client that asks for a 20 MB message and never
+    reads is dropped within a few timeouts; nothing is deleted."""
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ\n"
+    with open(os.path.join(maildrop, "zz-large.eml"), "wb") as f:
+        f.write(b"Subject: big\n\n" + line * (20 * (1 << 20) // len(line)))
+    names = messages(maildrop)
+    big = names.index("zz-large.eml") + 1
+    port = free_port()
+    proc = activators([
+        need_tool("systemd-socket-activate"), "--accept", "--inetd",
+        "-l", "127.0.0.1:%d" % port, *passenv_args(),
+        POP3D, "--timeout", "2", str(maildrop)])
+    s = None
+    deadline = time.monotonic() + TIMEOUT
+    while s is None:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    greeting = b""
+    while not greeting.endswith(b"\r\n"):
+        chunk = s.recv(1)
+        assert chunk
+        greeting += chunk
+    s.sendall(b"DELE 1\r\nRETR %d\r\n" % big)
+    assert wait_for(lambda: children(proc.pid))
+    pids = children(proc.pid)
+    t0 = time.monotonic()
+    assert wait_for(lambda: not any(p in children(proc.pid) for p in pids),
+                    timeout=30)
+    took = time.monotonic() - t0
+    s.close()
+    assert took < 15, took
+    assert sorted(os.listdir(maildrop)) == sorted(names)
