@@ -128,6 +128,8 @@ client_init(struct client_conn *c, int rfd, int wfd, int timeout_ms)
 	c->status = CLIENT_ST_ERR;
 	c->line[0] = '\0';
 	c->linelen = 0;
+	c->plen = 0;
+	c->pcut = 0;
 }
 
 /* The result for a reader_fill() that returned n <= 0. */
@@ -168,6 +170,9 @@ client_say(const struct client_conn *c, enum client_rc rc, int midway)
 		client_warnx("the server's reply does not begin with +OK or "
 		    "-ERR");
 		break;
+	case CLIENT_TOOBIG:
+		client_warnx("the reply went on past its size: stopped");
+		break;
 	}
 }
 
@@ -176,20 +181,28 @@ client_say(const struct client_conn *c, enum client_rc rc, int midway)
 enum client_rc
 client_status_line(struct client_conn *c, int *midway)
 {
-	size_t len = 0;
-	int cut = 0;
+	size_t len = c->plen;
+	int cut = c->pcut;
 
 	*midway = 0;
+	c->plen = 0;
+	c->pcut = 0;
 	for (;;) {
 		ssize_t n = reader_fill(&c->r, c->timeout_ms);
 		const char *d, *nl;
 		size_t take, room;
 
 		if (n <= 0) {
+			enum client_rc rc = fill_failed(c, n);
+
 			*midway = len > 0;
 			c->line[len] = '\0';
 			c->linelen = len;
-			return fill_failed(c, n);
+			if (rc == CLIENT_INTR) {
+				c->plen = len;
+				c->pcut = cut;
+			}
+			return rc;
 		}
 		d = reader_data(&c->r);
 		nl = memchr(d, '\n', n);
@@ -220,65 +233,172 @@ client_status_line(struct client_conn *c, int *midway)
 	return CLIENT_OK;
 }
 
+/* ---- showing the server's bytes ------------------------------------- */
+
+static void
+vis_byte(FILE *out, unsigned char ch)
+{
+	if (ch < 0x20 || ch == 0x7f)
+		fprintf(out, "^%c", ch ^ 0x40);
+	else
+		fprintf(out, "\\x%02x", ch);
+}
+
+/* Bytes a UTF-8 sequence starting with ch has, 0 if ch cannot start one. */
+static int
+utf8_len(unsigned char ch)
+{
+	if (ch >= 0xc2 && ch <= 0xdf)
+		return 2;
+	if (ch >= 0xe0 && ch <= 0xef)
+		return 3;
+	if (ch >= 0xf0 && ch <= 0xf4)
+		return 4;
+	return 0;
+}
+
+/* May ch follow the bytes of v->seq?  RFC 3629 section 4: no overlong
+ * forms, no surrogates, nothing above U+10FFFF. */
+static int
+utf8_next_ok(const struct client_vis *v, unsigned char ch)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (v->len == 1) {
+		switch (v->seq[0]) {
+		case 0xe0: lo = 0xa0; break;
+		case 0xed: hi = 0x9f; break;
+		case 0xf0: lo = 0x90; break;
+		case 0xf4: hi = 0x8f; break;
+		}
+	}
+	return ch >= lo && ch <= hi;
+}
+
+static void
+vis_held(FILE *out, struct client_vis *v)
+{
+	int i;
+
+	for (i = 0; i < v->len; i++)
+		vis_byte(out, v->seq[i]);
+	v->len = v->need = 0;
+}
+
+void
+client_vis(FILE *out, struct client_vis *v, const char *p, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)p, *end = u + n;
+
+	while (u < end) {
+		const unsigned char *run = u;
+
+		/* The common case: plain text up to a byte that needs care. */
+		if (v->len == 0 && !v->cr) {
+			while (u < end && ((*u >= 0x20 && *u < 0x7f) ||
+			    *u == '\t' || *u == '\n'))
+				u++;
+			if (u > run)
+				fwrite(run, 1, u - run, out);
+			if (u == end)
+				break;
+		}
+		if (v->cr) {
+			v->cr = 0;
+			if (*u == '\n') {
+				fputc('\n', out);
+				u++;
+				continue;
+			}
+			fputs("^M", out);
+			continue;	/* this byte anew */
+		}
+		if (v->len > 0) {
+			if (!utf8_next_ok(v, *u)) {
+				vis_held(out, v);
+				continue;	/* this byte anew */
+			}
+			v->seq[v->len++] = *u++;
+			if (v->len < v->need)
+				continue;
+			if (v->seq[0] == 0xc2 && v->seq[1] < 0xa0)
+				fprintf(out, "\\u%04x", v->seq[1]);	/* C1 */
+			else
+				fwrite(v->seq, 1, v->len, out);
+			v->len = v->need = 0;
+			continue;
+		}
+		if (*u == '\r')
+			v->cr = 1;
+		else if ((v->need = utf8_len(*u)) > 0)
+			v->seq[v->len++] = *u;
+		else
+			vis_byte(out, *u);
+		u++;
+	}
+}
+
+void
+client_vis_end(FILE *out, struct client_vis *v)
+{
+	vis_held(out, v);
+	if (v->cr)
+		fputs("^M", out);
+	v->cr = 0;
+}
+
 void
 client_show_line(FILE *out, const char *line, size_t len)
 {
-	fwrite(line, 1, len, out);
+	struct client_vis v;
+
+	memset(&v, 0, sizeof(v));
+	client_vis(out, &v, line, len);
+	client_vis_end(out, &v);
 	fputc('\n', out);
 }
 
-/* Show n bytes of a reply body, CRLF shown as LF. */
+/* A complete listing line in s->ebuf: "n word ...". */
 static void
-show(struct client_sink *s, const char *p, size_t n)
+listing_line(struct client_sink *s)
 {
-	const char *end = p + n;
+	char *p = s->ebuf, *w;
+	uint64_t n = 0;
+	size_t wl;
 
-	if (n > 0 && s->cr) {
-		s->cr = 0;
-		if (*p != '\n')
-			fputc('\r', s->out);
+	if (*p < '0' || *p > '9')
+		return;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			n = UINT64_MAX;		/* saturate: bounded by caller */
+		else
+			n = n * 10 + (*p - '0');
 	}
-	while (p < end) {
-		const char *cr = memchr(p, '\r', end - p);
-
-		if (cr == NULL) {
-			fwrite(p, 1, end - p, s->out);
-			return;
-		}
-		fwrite(p, 1, cr - p, s->out);
-		if (cr + 1 == end) {
-			s->cr = 1;
-			return;
-		}
-		if (cr[1] != '\n')
-			fputc('\r', s->out);
-		p = cr + 1;
-	}
+	if (*p != ' ' && *p != '\0' && *p != '\r')
+		return;
+	if (n > s->maxnum)
+		s->maxnum = n;
+	w = p + strspn(p, " ");
+	wl = strcspn(w, " \r");
+	if (wl > UIDL_MAX)
+		return;
+	w[wl] = '\0';
+	if (s->entry != NULL)
+		s->entry(s->arg, n, w);
 }
 
-/* Note the first word of each line of a listing ("n ..."). */
+/* Cut a listing into lines; a line longer than CLIENT_ENTRY_MAX is judged
+ * by its start. */
 static void
 scan_listing(struct client_sink *s, const char *p, size_t n)
 {
 	for (; n > 0; p++, n--) {
-		if (s->bol) {
-			s->bol = 0;
-			s->innum = 1;
-			s->num = 0;
-		}
 		if (*p == '\n') {
-			s->bol = 1;
-			s->innum = 0;
-		}
-		if (!s->innum)
-			continue;
-		if (*p >= '0' && *p <= '9' && s->num <= UINT64_MAX / 10 - 1) {
-			s->num = s->num * 10 + (*p - '0');
-			continue;
-		}
-		s->innum = 0;
-		if (s->num > s->maxnum)
-			s->maxnum = s->num;
+			s->ebuf[s->elen] = '\0';
+			listing_line(s);
+			s->elen = 0;
+		} else if (s->elen < CLIENT_ENTRY_MAX)
+			s->ebuf[s->elen++] = *p;
 	}
 }
 
@@ -304,16 +424,24 @@ client_body(struct client_conn *c, struct client_sink *s)
 	struct dotdec d;
 	int done = 0;
 
-	s->bol = 1;
 	dotdec_init(&d);
 	while (!done) {
-		ssize_t n = reader_fill(&c->r, c->timeout_ms);
+		ssize_t n;
 		size_t used, outlen;
 
+		if (s->intr != NULL && *s->intr) {
+			*(volatile sig_atomic_t *)s->intr = 0;
+			if (s->interrupted)
+				return CLIENT_INTR;
+			s->interrupted = 1;
+		}
+		n = reader_fill(&c->r, c->timeout_ms);
+		if (n < 0 && errno == EINTR && s->intr != NULL) {
+			continue;	/* the flag decides */
+		}
 		if (n <= 0) {
 			if (s->out != NULL) {
-				if (s->cr)
-					fputc('\r', s->out);
+				client_vis_end(s->out, &s->vis);
 				fputc('\n', s->out);
 			}
 			return fill_failed(c, n);
@@ -323,8 +451,18 @@ client_body(struct client_conn *c, struct client_sink *s)
 		used = dotdec_feed(&d, reader_data(&c->r), n, c->dec, &outlen,
 		    &done);
 		reader_consume(&c->r, used);
+		s->octets += outlen;
+		if (s->max_octets > 0 && s->octets > s->max_octets) {
+			if (s->out != NULL) {
+				client_vis_end(s->out, &s->vis);
+				fputc('\n', s->out);
+			}
+			return CLIENT_TOOBIG;
+		}
+		if (s->interrupted)
+			continue;
 		if (s->out != NULL)
-			show(s, c->dec, outlen);
+			client_vis(s->out, &s->vis, c->dec, outlen);
 		if (s->listing)
 			scan_listing(s, c->dec, outlen);
 		if (s->fd >= 0 && !s->save_failed) {
@@ -335,8 +473,8 @@ client_body(struct client_conn *c, struct client_sink *s)
 				s->saved += outlen;
 		}
 	}
-	if (s->out != NULL && s->cr)
-		fputc('\r', s->out);
+	if (s->out != NULL)
+		client_vis_end(s->out, &s->vis);
 	return CLIENT_OK;
 }
 

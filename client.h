@@ -27,7 +27,8 @@ enum client_rc {
 	CLIENT_TIMEOUT,		/* nothing for timeout_ms */
 	CLIENT_INTR,		/* a signal interrupted the wait */
 	CLIENT_IOERR,		/* read failed: errno in c->err */
-	CLIENT_PROTO		/* a status line not starting with + or - */
+	CLIENT_PROTO,		/* a status line not starting with + or - */
+	CLIENT_TOOBIG		/* a body went past s->max_octets: stopped */
 };
 
 /* What a status line said. */
@@ -46,10 +47,30 @@ struct client_conn {
 	int		 tls_on;
 	struct tls_ctx	*tls;		/* client context, made on first use */
 	enum client_status status;	/* of the last status line read */
+	size_t		 plen;		/* a status line cut short by a signal: */
+	int		 pcut;		/* its bytes so far, and if it was cut */
 	char		 line[CLIENT_LINE_MAX];	/* last status line, NUL ended */
 	size_t		 linelen;
 	char		 dec[RBUF_SIZE + 2];	/* decoded body bytes */
 };
+
+/*
+ * Showing the server's bytes safely, as a stream: printable ASCII, TAB,
+ * LF and valid UTF-8 pass; CRLF becomes LF; every other control character
+ * is made visible: C0 and DEL as ^X (ESC is ^[, a lone CR ^M), C1 (as a
+ * byte or in UTF-8) and bytes that are not UTF-8 as \xHH.  A UTF-8
+ * sequence or a CR split between two calls is held until the next.
+ */
+struct client_vis {
+	unsigned char	 seq[4];	/* a UTF-8 sequence so far */
+	int		 len, need;	/* bytes held, bytes it will have */
+	int		 cr;		/* a CR waits: LF follows, or ^M */
+};
+
+/* Show n bytes on out (held bytes first). */
+void	client_vis(FILE *out, struct client_vis *v, const char *p, size_t n);
+/* Show what is held (an unfinished sequence, a CR) and reset v. */
+void	client_vis_end(FILE *out, struct client_vis *v);
 
 /*
  * Where the body of a multi-line reply goes as it arrives.  Zero it, set
@@ -59,17 +80,24 @@ struct client_sink {
 	/* inputs */
 	FILE		*out;		/* shown here, CRLF as LF; NULL: not */
 	int		 fd;		/* saved here byte for byte; -1: not */
-	int		 listing;	/* note the largest first word of lines */
+	int		 listing;	/* parse "n word" lines (LIST, UIDL) */
+	/* listing: called for each line "n word..." (n a number, word its
+	 * second word, NUL ended, at most UIDL_MAX octets, "" if none) */
+	void		(*entry)(void *arg, uint64_t n, const char *word);
+	void		*arg;
+	uint64_t	 max_octets;	/* stop the body beyond this; 0: no */
+	const volatile sig_atomic_t *intr;	/* Ctrl-C: drain, see below */
 	/* results */
+	uint64_t	 octets;	/* body octets decoded */
+	int		 interrupted;	/* *intr was set: the rest was dropped */
 	uint64_t	 saved;		/* octets written to fd */
 	int		 save_failed;	/* a write to fd failed ... */
 	int		 save_errno;	/* ... with this errno */
 	uint64_t	 maxnum;	/* listing: largest first number seen */
 	/* state */
-	int		 cr;		/* a CR waits: shown unless LF follows */
-	int		 bol;
-	int		 innum;
-	uint64_t	 num;
+	struct client_vis vis;
+	size_t		 elen;		/* listing: bytes of the line so far */
+	char		 ebuf[CLIENT_ENTRY_MAX + 1];
 };
 
 /* Print "pop3c: " and the formatted line on stderr (stdout flushed
@@ -99,7 +127,8 @@ void	client_init(struct client_conn *c, int rfd, int wfd, int timeout_ms);
  * CLIENT_LINE_MAX - 1 octets (the rest of a longer line is read and
  * dropped), and set c->status.  CLIENT_PROTO when it starts with neither
  * '+' nor '-' (c->line then holds it).  midway is set when a read failed
- * after part of the line came.
+ * after part of the line came.  After CLIENT_INTR, calling again goes on
+ * with the same line.
  */
 enum client_rc client_status_line(struct client_conn *c, int *midway);
 
@@ -107,6 +136,13 @@ enum client_rc client_status_line(struct client_conn *c, int *midway);
  * Read the body of a multi-line reply up to and including the terminating
  * line, un-stuffed, into s (shown on s->out, saved to s->fd).  The bytes
  * after the terminator stay buffered for the next reply.
+ *
+ * When *s->intr is set (a signal handler's flag; it is cleared), showing
+ * and saving stop, s->interrupted is set, and the rest of the body is read
+ * and dropped so the session can go on (CLIENT_OK).  Once s->interrupted
+ * is set, a second *s->intr ends the read with CLIENT_INTR.  Past
+ * s->max_octets the read ends with CLIENT_TOOBIG: the connection is then
+ * in the middle of a reply and cannot go on.
  */
 enum client_rc client_body(struct client_conn *c, struct client_sink *s);
 
@@ -122,7 +158,8 @@ enum client_rc client_reply(struct client_conn *c, int multi,
 void	client_say(const struct client_conn *c, enum client_rc rc,
 	    int midway);
 
-/* Show a status line (or any one line from the server) and a newline. */
+/* Show a status line (or any one line from the server) made visible,
+ * and a newline. */
 void	client_show_line(FILE *out, const char *line, size_t len);
 
 /* Send one command line, CRLF added; the writer's buffer is cleared after

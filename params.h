@@ -85,4 +85,16 @@
 /* pop3c: history lines kept across runs. */
 #define HISTORY_MAX		1000
 
+/* pop3c: a saved message may grow this far past the size LIST gave it
+ * (servers count octets differently, e.g. LF against CRLF); beyond, a
+ * server that never ends a message is stopped. */
+#define CLIENT_SAVE_MARGIN	(64 * 1024)
+
+/* pop3c --max-size default: the bound when LIST gave no size (1 GiB). */
+#define CLIENT_MAX_SIZE_DEFAULT	(1024ULL * 1024 * 1024)
+
+/* pop3c: the part of a LIST or UIDL line kept for parsing ("n size",
+ * "n unique-id": 20 digits, a space, UIDL_MAX). */
+#define CLIENT_ENTRY_MAX	(20 + 1 + UIDL_MAX + 2)
+
 #endif

@@ -150,11 +150,20 @@ struct client {
 	int		 dirfd;
 	char		 prompt[300];
 	int		 quit_sent;
+	int		 failed;	/* a -ERR or protocol error (for -e) */
+	int		 dropping;	/* Ctrl-C: drop the awaited reply */
 	int		 last_ok;	/* last status line began with +OK */
-	int		 sasl;		/* last reply was a "+ " continuation */
-	/* Message numbers for completion: 1..count, minus the deleted. */
+	int		 sasl;		/* inside AUTH: the server sent "+ " */
+	uint64_t	 max_size;	/* --max-size: RETR bound without LIST */
+	/* Message numbers for completion: 1..count, minus the deleted.
+	 * Bounded by STAT's count when known, and by STORE_MAX_MESSAGES. */
 	int		 count_known;
 	uint64_t	 count;
+	int		 stat_known;
+	uint64_t	 stat_count;	/* STAT's count plus this session's DELEs */
+	/* Sizes from LIST (size + 1; 0 unknown), for RETR's bound. */
+	uint64_t	*sizes;
+	size_t		 nsizes;
 	uint64_t	 ndeleted;
 	unsigned char	*deleted;	/* bitmap, STORE_MAX_MESSAGES bits */
 	/* Completion generator state (readline calls it repeatedly). */
@@ -175,7 +184,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pop3c [-d DIR] [-t SECONDS] [-u USER] [--tls | --starttls]\n"
-	    "             [--cafile FILE] [--insecure] [HOST] PORT\n"
+	    "             [--cafile FILE] [--insecure] [--max-size N] [HOST] PORT\n"
 	    "       pop3c --help | --version\n"
 	    "  -d DIR       save retrieved messages in DIR (default: .)\n"
 	    "  -t SECONDS   wait at most this long for the server (default: %d)\n"
@@ -184,9 +193,36 @@ usage(FILE *f)
 	    "  --starttls   switch to TLS with STLS before anything else\n"
 	    "  --cafile F   trust the CA certificates in F, not the system's\n"
 	    "  --insecure   do not verify the server's certificate\n"
+	    "  --max-size N stop a message that LIST gave no size beyond N\n"
+	    "               octets (K, M, G suffixes; default 1G)\n"
 	    "HOST defaults to localhost; a name, an IPv4 or an IPv6 address.\n"
 	    "Type 'help' at the prompt for the commands.\n",
 	    CLIENT_TIMEOUT_DEFAULT);
+}
+
+/* "N", "NK", "NM" or "NG" (binary units), not 0.  0, or -1. */
+static int
+parse_size(const char *arg, uint64_t *out)
+{
+	char num[24];
+	size_t len = strlen(arg);
+	unsigned shift = 0;
+	uint64_t v;
+
+	if (len == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, arg, len + 1);
+	switch (num[len - 1]) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	}
+	if (shift != 0)
+		num[len - 1] = '\0';
+	if (proto_number(num, UINT64_MAX >> 31, &v) < 0 || v == 0)
+		return -1;
+	*out = v << shift;
+	return 0;
 }
 
 static void
@@ -259,6 +295,72 @@ learn_stat(struct client *c)
 		return;
 	c->count = n + c->ndeleted;
 	c->count_known = 1;
+	c->stat_count = c->count;
+	c->stat_known = 1;
+}
+
+/* The highest message number the server may name. */
+static uint64_t
+number_bound(const struct client *c)
+{
+	return c->stat_known ? c->stat_count : STORE_MAX_MESSAGES;
+}
+
+/* Note the size LIST gave message n (kept for RETR's bound). */
+static void
+learn_size(struct client *c, uint64_t n, const char *word)
+{
+	uint64_t size;
+
+	if (n == 0 || n > number_bound(c) ||
+	    proto_number(word, UINT64_MAX - 1, &size) < 0)
+		return;
+	if (n >= c->nsizes) {
+		size_t cap = c->nsizes ? c->nsizes : 64;
+		uint64_t *v;
+
+		while (cap <= n)
+			cap *= 2;
+		if (cap > STORE_MAX_MESSAGES + 1)
+			cap = STORE_MAX_MESSAGES + 1;
+		if ((v = realloc(c->sizes, cap * sizeof(*v))) == NULL)
+			return;		/* no bound but --max-size then */
+		memset(v + c->nsizes, 0, (cap - c->nsizes) * sizeof(*v));
+		c->sizes = v;
+		c->nsizes = cap;
+	}
+	c->sizes[n] = size + 1;
+}
+
+static void
+listing_entry(void *arg, uint64_t n, const char *word)
+{
+	learn_size(arg, n, word);
+}
+
+/* "+OK n size" to LIST n. */
+static void
+learn_list_one(struct client *c)
+{
+	const char *p = c->conn.line + 3;
+	char num[24], size[24];
+	uint64_t n;
+
+	if (sscanf(p, " %23[0-9] %23[0-9]", num, size) == 2 &&
+	    proto_number(num, STORE_MAX_MESSAGES, &n) == 0)
+		learn_size(c, n, size);
+}
+
+/* How far RETR n may go: LIST's size and a margin, else --max-size. */
+static uint64_t
+retr_bound(const struct client *c, const char *arg)
+{
+	uint64_t n;
+
+	if (arg != NULL && proto_number(arg, STORE_MAX_MESSAGES, &n) == 0 &&
+	    n < c->nsizes && c->sizes[n] != 0)
+		return c->sizes[n] - 1 + CLIENT_SAVE_MARGIN;
+	return c->max_size;
 }
 
 /* Read and show a status line.  0, or -1 when the connection cannot go
@@ -269,7 +371,13 @@ status_line(struct client *c)
 	enum client_rc rc;
 	int midway;
 
-	rc = client_status_line(&c->conn, &midway);
+	while ((rc = client_status_line(&c->conn, &midway)) == CLIENT_INTR &&
+	    c->interactive && !c->dropping) {
+		/* Ctrl-C before the reply: drop it when it comes. */
+		c->dropping = 1;
+		client_warnx("interrupted: the reply will be dropped (Ctrl-C "
+		    "again closes the connection)");
+	}
 	if (rc == CLIENT_PROTO)
 		client_show_line(stdout, c->conn.line, c->conn.linelen);
 	if (rc != CLIENT_OK) {
@@ -291,12 +399,25 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	struct client_sink s;
 	enum client_rc rc;
 	char name[64];
+	int in_auth = c->sasl || (cmd != NULL && cmd->action == A_AUTH);
 
+	c->dropping = 0;
 	if (status_line(c) < 0)
 		return -1;
 	client_show_line(stdout, c->conn.line, c->conn.linelen);
 	c->last_ok = c->conn.status == CLIENT_ST_OK;
-	c->sasl = c->conn.status == CLIENT_ST_CONT;
+	c->sasl = 0;
+	if (c->conn.status == CLIENT_ST_CONT) {
+		if (in_auth)
+			c->sasl = 1;
+		else {
+			client_warnx("protocol error: a \"+\" continuation "
+			    "outside AUTH (nothing typed is sent as a SASL "
+			    "response)");
+			c->failed = 1;
+		}
+	} else if (c->conn.status == CLIENT_ST_ERR)
+		c->failed = 1;
 	if (!c->last_ok || cmd == NULL) {
 		if (out_flush() < 0)
 			return -1;
@@ -305,6 +426,10 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	switch (cmd->action) {
 	case A_STAT:
 		learn_stat(c);
+		break;
+	case A_LIST:
+		if (!multi)
+			learn_list_one(c);
 		break;
 	case A_DELE:
 		mark_deleted(c, arg, 1);
@@ -322,15 +447,44 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	s.out = stdout;
 	s.fd = -1;
 	s.listing = cmd->action == A_LIST;
-	if (cmd->action == A_RETR)
-		s.fd = client_save_open(c->dirfd, c->dir, arg, name,
-		    sizeof(name));
+	s.entry = listing_entry;
+	s.arg = c;
+	s.intr = c->interactive ? &got_sigint : NULL;
+	s.interrupted = c->dropping;
+	if (cmd->action == A_RETR) {
+		s.max_octets = retr_bound(c, arg);
+		if (!c->dropping)
+			s.fd = client_save_open(c->dirfd, c->dir, arg, name,
+			    sizeof(name));
+	}
 	rc = client_body(&c->conn, &s);
-	if (rc != CLIENT_OK)
+	if (s.interrupted && !c->dropping) {
+		fputc('\n', stdout);
+		client_warnx("interrupted: the rest of the reply was dropped");
+	}
+	if (rc == CLIENT_TOOBIG)
+		client_warnx("message %s went on past %llu octets (%s): "
+		    "stopped, connection closed", arg ? arg : "?",
+		    (unsigned long long)s.max_octets,
+		    s.max_octets == c->max_size ? "--max-size" :
+		    "its LIST size and a margin");
+	else if (rc == CLIENT_INTR)
+		client_warnx("interrupted again: connection closed");
+	else if (rc != CLIENT_OK)
 		client_say(&c->conn, rc, 1);
-	if (rc == CLIENT_OK && s.listing) {
-		c->count = s.maxnum;
-		c->count_known = 1;
+	if (rc == CLIENT_OK && s.listing && !s.interrupted) {
+		uint64_t bound = number_bound(c);
+
+		if (s.maxnum > bound)
+			client_warnx("the listing names message %llu, beyond "
+			    "%llu%s: message numbers not learned",
+			    (unsigned long long)s.maxnum,
+			    (unsigned long long)bound,
+			    c->stat_known ? " (STAT)" : "");
+		else {
+			c->count = s.maxnum;
+			c->count_known = 1;
+		}
 	}
 	if (s.fd >= 0) {
 		if (s.save_failed)
@@ -341,7 +495,7 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 			    strerror(errno));
 			s.save_failed = 1;
 		}
-		if (rc != CLIENT_OK || s.save_failed) {
+		if (rc != CLIENT_OK || s.save_failed || s.interrupted) {
 			if (unlinkat(c->dirfd, name, 0) < 0)
 				client_warnx("cannot remove %s/%s: %s", c->dir,
 				    name, strerror(errno));
@@ -526,9 +680,12 @@ starttls(struct client *c, int show)
 			return -1;
 	}
 	if (c->conn.status != CLIENT_ST_OK) {
-		if (!show)
-			client_warnx("the server refused STLS: %s",
-			    c->conn.line);
+		if (!show) {
+			fflush(stdout);
+			fputs("pop3c: the server refused STLS: ", stderr);
+			client_show_line(stderr, c->conn.line,
+			    c->conn.linelen);
+		}
 		return show ? 0 : -1;
 	}
 	if (client_tls_start(&c->conn, c->host, c->cafile, c->insecure) < 0)
@@ -894,6 +1051,25 @@ next_line(struct client *c, char **line)
 	char buf[POP3_CMD_MAX + 2];
 	int rc, toolong;
 
+	if (c->interactive && c->sasl) {
+		/* A SASL response holds credentials: no echo, no history.
+		 * Ctrl-C or Ctrl-D cancels the exchange (RFC 5034 "*"). */
+		if (out_flush() < 0)
+			return -1;
+		rc = tty_secret(0, c->tty, "(response, not shown) ", buf,
+		    sizeof(buf));
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			snprintf(buf, sizeof(buf), "*");
+		*line = strdup(buf);
+		explicit_bzero(buf, sizeof(buf));
+		if (*line == NULL) {
+			client_warnx("out of memory");
+			return -1;
+		}
+		return 1;
+	}
 	if (c->interactive) {
 		if (out_flush() < 0)
 			return -1;
@@ -952,6 +1128,7 @@ session(struct client *c, const char *user)
 		if (rc == 0)
 			break;
 		rc = run_line(c, line, 1);
+		explicit_bzero(line, strlen(line));
 		free(line);
 		if (rc < 0)
 			return EXIT_CONN;
@@ -976,6 +1153,7 @@ main(int argc, char *argv[])
 		{ "starttls", no_argument, NULL, 'S' },
 		{ "cafile", required_argument, NULL, 'C' },
 		{ "insecure", no_argument, NULL, 'k' },
+		{ "max-size", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct client *c;
@@ -985,8 +1163,9 @@ main(int argc, char *argv[])
 	int timeout = CLIENT_TIMEOUT_DEFAULT;
 	int ch, fd, rc, tls = 0, starttls_first = 0, insecure = 0;
 	const char *cafile = NULL;
+	uint64_t max_size = CLIENT_MAX_SIZE_DEFAULT;
 
-	while ((ch = getopt_long(argc, argv, "d:t:u:hVTSC:k", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:t:u:hVTSC:kM:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			dir = optarg;
@@ -1015,6 +1194,14 @@ main(int argc, char *argv[])
 			break;
 		case 'k':
 			insecure = 1;
+			break;
+		case 'M':
+			if (parse_size(optarg, &max_size) < 0) {
+				fprintf(stderr, "pop3c: bad size '%s'\n",
+				    optarg);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -1061,6 +1248,7 @@ main(int argc, char *argv[])
 	c->dir = dir;
 	c->cafile = cafile;
 	c->insecure = insecure;
+	c->max_size = max_size;
 	c->interactive = isatty(0);
 	if ((c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		fprintf(stderr, "pop3c: download folder %s: %s\n", dir,

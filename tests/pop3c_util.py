@@ -97,6 +97,43 @@ class ScriptedServer:
         assert not self.thread.is_alive(), "scripted server still running"
 
 
+def script(table):
+    """A respond function from {command: [actions]}; QUIT says bye."""
+    def respond(line):
+        if line in table:
+            return table[line]
+        if line.upper() == b"QUIT":
+            return [b"+OK bye\r\n", CLOSE]
+        return [b"-ERR unexpected %s\r\n" % line]
+    return respond
+
+
+def outside_address():
+    """An IPv4 address of this machine that is not loopback, or None."""
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True,
+                             timeout=TIMEOUT).stdout.decode()
+    except OSError:
+        return None
+    for a in out.split():
+        if "." in a and not a.startswith("127."):
+            return a
+    return None
+
+
+def child_pid(pid):
+    """The first child of process pid (the program a tmux shell runs)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        time.sleep(0.05)
+    raise AssertionError("no child of %d" % pid)
+
+
 def param(name):
     """A constant from params.h."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -210,6 +247,19 @@ class Term:
                 raise AssertionError("screen never matched %r:\n%s"
                                      % (pattern, screen))
             time.sleep(0.05)
+
+    def pid(self):
+        """The pid of pop3c in the pane."""
+        r = subprocess.run(self.tmux + ["display", "-p", "#{pane_pid}"],
+                           check=True, timeout=TIMEOUT, capture_output=True)
+        pid = int(r.stdout)
+        # sh -> env -> pop3c: env execs pop3c, so it is the shell's child.
+        return child_pid(pid)
+
+    def title(self):
+        r = subprocess.run(self.tmux + ["display", "-p", "#{pane_title}"],
+                           check=True, timeout=TIMEOUT, capture_output=True)
+        return r.stdout.decode("utf-8", "replace").strip()
 
     def count(self, pattern):
         return len(re.findall(pattern, self.screen(), re.M))

@@ -79,7 +79,23 @@ static const struct rcase {
 	    CLIENT_OK, CLIENT_ST_OK, "+OK", "+OK\nline1\n.dot\n\n",
 	    "line1\r\n.dot\r\n\r\n", 0, "+OK next\r\n" },
 	{ "lone CR shown", "+OK\r\na\rb\r\n.\r\n", 1, 0, CLIENT_OK,
-	    CLIENT_ST_OK, "+OK", "+OK\na\rb\n", "a\rb\r\n", 0, "" },
+	    CLIENT_ST_OK, "+OK", "+OK\na^Mb\n", "a\rb\r\n", 0, "" },
+	{ "escapes made visible, saved exactly",
+	    "+OK \x1b]0;t\x07\r\n\x1b[2J\x9b\x7f\x01\r\n.\r\n", 1, 0,
+	    CLIENT_OK, CLIENT_ST_OK, "+OK \x1b]0;t\x07",
+	    "+OK ^[]0;t^G\n^[[2J\\x9b^?^A\n",
+	    "\x1b[2J\x9b\x7f\x01\r\n", 0, "" },
+	{ "UTF-8 kept, C1 and bad bytes visible",
+	    "+OK\r\n\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xc2\x9b[2J \xc0\x80 "
+	    "\xed\xa0\x80 \xf0\x9f\x98\x80 \xe2\x82\r\n.\r\n", 1, 0,
+	    CLIENT_OK, CLIENT_ST_OK, "+OK",
+	    "+OK\n\xc3\xa9t\xc3\xa9 \xe2\x82\xac \\u009b[2J \\xc0\\x80 "
+	    "\\xed\\xa0\\x80 \xf0\x9f\x98\x80 \\xe2\\x82\n",
+	    "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xc2\x9b[2J \xc0\x80 "
+	    "\xed\xa0\x80 \xf0\x9f\x98\x80 \xe2\x82\r\n", 0, "" },
+	{ "lone CR in a status line", "-ERR a\rb\x01" "c\r\n", 0, 0,
+	    CLIENT_OK, CLIENT_ST_ERR, "-ERR a\rb\x01" "c", "-ERR a^Mb^Ac\n",
+	    NULL, 0, "" },
 	{ "empty body", "+OK\r\n.\r\n", 1, 0, CLIENT_OK, CLIENT_ST_OK,
 	    "+OK", "+OK\n", "", 0, "" },
 	{ "listing numbers", "+OK\r\n1 10\r\n17 20\r\n3 30\r\n.\r\n", 1, 1,
@@ -138,8 +154,8 @@ run_case(const struct rcase *t, size_t chunk)
 	if (t->rc != CLIENT_EOF || t->line[0] != '\0')
 		ok(c->status == t->st && strcmp(c->line, t->line) == 0,
 		    "%s (chunk %zu): status line '%s'", t->name, chunk, c->line);
-	ok(strcmp(shown, t->shown) == 0, "%s (chunk %zu): shown", t->name,
-	    chunk);
+	ok(strcmp(shown, t->shown) == 0, "%s (chunk %zu): shown '%s'",
+	    t->name, chunk, shown);
 	if (t->saved != NULL)
 		is_mem(saved, savedlen, t->saved, strlen(t->saved),
 		    "%s (chunk %zu): saved", t->name, chunk);
@@ -194,6 +210,25 @@ test_long_status(void)
 	free(c);
 }
 
+/* A NUL inside a line is shown as ^@, and the line goes on. */
+static void
+test_show_nul(void)
+{
+	char *shown = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&shown, &len);
+
+	if (out == NULL) {
+		ok(0, "show NUL: setup");
+		return;
+	}
+	client_show_line(out, "-ERR a\0b\r", 9);
+	fclose(out);
+	ok(strcmp(shown, "-ERR a^@b^M\n") == 0, "NUL and CR in a line: %s",
+	    shown);
+	free(shown);
+}
+
 static void
 test_stat_count(void)
 {
@@ -225,5 +260,6 @@ main(void)
 			run_case(&cases[i], chunks[j]);
 	test_long_status();
 	test_stat_count();
+	test_show_nul();
 	return tap_done();
 }
