@@ -79,6 +79,22 @@
 /* Seconds a TLS handshake may take. */
 #define TLS_HANDSHAKE_TIMEOUT	30
 
+/* --proxy-from: CIDR blocks in the list. */
+#define PROXY_NETS_MAX		64
+
+/* PROXY protocol v1: the longest header, CRLF included (its spec). */
+#define PROXY_V1_MAX		107
+
+/* PROXY protocol v2: the longest header accepted, 16 fixed octets
+ * included.  Room for IPv6 addresses and every TLV HAProxy sends (ALPN,
+ * authority up to 255, unique-id up to 128, TLS details with the client
+ * certificate's CN); the 64 KiB the length field allows are not needed. */
+#define PROXY_V2_MAX		2048
+
+/* Seconds a listed source has to send its PROXY header (at most the idle
+ * timeout): a proxy sends it at once, on connecting. */
+#define PROXY_TIMEOUT		10
+
 /* pop3c: a server status line longer than this is cut when shown. */
 #define CLIENT_LINE_MAX		4096
 
