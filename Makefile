@@ -15,6 +15,9 @@ SYSTEMDUNITDIR = $(PREFIX)/lib/systemd/system
 endif
 # Installed disabled: copying it to /etc/xinetd.d enables it (README).
 XINETDDIR ?= $(PREFIX)/share/pop3d/xinetd.d
+# Examples for nginx's mail proxy and HAProxy (README: More than one machine).
+PROXYDIR ?= $(PREFIX)/share/pop3d/proxy
+PROXYCONF = proxy/nginx-pop3.conf proxy/haproxy-pop3.cfg
 UNITS = systemd/pop3d.socket systemd/pop3d@.service \
 	systemd/pop3d-listener.socket systemd/pop3d-listener.service \
 	systemd/pop3s.socket systemd/pop3s@.service
@@ -112,7 +115,9 @@ install: all
 	install -m 755 $(O)/pop3c $(DESTDIR)$(BINDIR)/pop3c
 	install -m 644 pop3d.8 $(DESTDIR)$(MANDIR)/man8/pop3d.8
 	install -m 644 pop3c.1 $(DESTDIR)$(MANDIR)/man1/pop3c.1
-	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(XINETDDIR)
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(XINETDDIR) \
+		$(DESTDIR)$(PROXYDIR)
+	install -m 644 $(PROXYCONF) $(DESTDIR)$(PROXYDIR)
 	for f in $(UNITS) xinetd/pop3d; do \
 		case $$f in xinetd/*) d=$(DESTDIR)$(XINETDDIR);; \
 		*) d=$(DESTDIR)$(SYSTEMDUNITDIR);; esac; \
@@ -124,7 +129,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/pop3d $(DESTDIR)$(BINDIR)/pop3c \
 		$(DESTDIR)$(MANDIR)/man8/pop3d.8 $(DESTDIR)$(MANDIR)/man1/pop3c.1 \
 		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS))) \
-		$(DESTDIR)$(XINETDDIR)/pop3d
+		$(DESTDIR)$(XINETDDIR)/pop3d \
+		$(addprefix $(DESTDIR)$(PROXYDIR)/,$(notdir $(PROXYCONF)))
 
 clean:
 	rm -rf *.o pop3d pop3c $(TEST_BINS) san run-maildrop tests/__pycache__ \

@@ -38,6 +38,8 @@
 #include "listen.h"
 #include "log.h"
 #include "params.h"
+#include "proto.h"
+#include "proxy.h"
 #include "session.h"
 #include "source.h"
 
@@ -247,9 +249,133 @@ turn_away(int fd, const char *msg)
 		log_warn("refusing a connection");
 }
 
+/* Take exactly n bytes that a peek has shown to be there. */
+static int
+take(int fd, size_t n)
+{
+	unsigned char junk[PROXY_V2_MAX];
+	ssize_t k;
+
+	while (n > 0) {
+		if ((k = recv(fd, junk, n, MSG_DONTWAIT)) <= 0)
+			return -1;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Wait until fd is readable or the deadline passes; SIGTERM and SIGINT get
+ * in during the wait only.  1 readable, 0 timed out, -1 interrupted. */
+static int
+wait_readable(int fd, long long deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec ts;
+	sigset_t mask;
+	long long left = deadline - proto_now_ms();
+
+	if (left <= 0)
+		return 0;
+	ts.tv_sec = left / 1000;
+	ts.tv_nsec = (left % 1000) * 1000000;
+	sigprocmask(SIG_SETMASK, NULL, &mask);
+	sigdelset(&mask, SIGTERM);
+	sigdelset(&mask, SIGINT);
+	return ppoll(&pfd, 1, &ts, &mask);
+}
+
+int
+listen_proxy(int fd, const struct session_cfg *cfg, struct peer *peer)
+{
+	unsigned char buf[PROXY_V2_MAX];
+	struct proxy_hdr h;
+	const char *why = "";
+	size_t have = 0;
+	ssize_t k;
+	long long deadline;
+	int secs, r;
+
+	if (cfg->proxy_from == NULL)
+		return 0;
+	if (peer->addr.ss_family == AF_UNSPEC && !peer->local) {
+		/* A network socket whose peer is gone already (reset). */
+		log_warnx("connection closed before its PROXY header");
+		return -1;
+	}
+	if (peer->addr.ss_family == AF_UNSPEC ||
+	    !proxy_nets_match(cfg->proxy_from, (struct sockaddr *)&peer->addr,
+	    peer->addrlen)) {
+		/* Not a proxy: a header already sent is refused here, one
+		 * sent later by the session (the first line). */
+		k = recv(fd, buf, 16, MSG_PEEK | MSG_DONTWAIT);
+		if (k > 0 && proxy_looks_like(buf, (size_t)k)) {
+			log_warnx("%s: PROXY header from a source not in "
+			    "--proxy-from: connection closed", peer->text);
+			return -1;
+		}
+		return 0;
+	}
+	secs = cfg->timeout < PROXY_TIMEOUT ? cfg->timeout : PROXY_TIMEOUT;
+	deadline = proto_now_ms() + secs * 1000LL;
+	for (;;) {
+		/* Peek, parse the bytes so far, then take only what belongs
+		 * to the header: the rest is the session's. */
+		k = recv(fd, buf + have, sizeof(buf) - have,
+		    MSG_PEEK | MSG_DONTWAIT);
+		if (k == 0) {
+			log_warnx("%s: closed before its PROXY header",
+			    peer->text);
+			return -1;
+		}
+		if (k < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR) {
+				log_warn("%s: reading the PROXY header",
+				    peer->text);
+				return -1;
+			}
+			if ((r = wait_readable(fd, deadline)) == 0) {
+				log_warnx("%s: no PROXY header within %d s: "
+				    "connection closed", peer->text, secs);
+				return -1;
+			}
+			if (r < 0 && (errno != EINTR || *cfg->stop))
+				return -1;
+			continue;
+		}
+		switch (proxy_parse(buf, have + (size_t)k, &h, &why)) {
+		case PROXY_MORE:
+			if (take(fd, (size_t)k) < 0)
+				return log_warn("%s: reading the PROXY header",
+				    peer->text);
+			have += (size_t)k;
+			continue;
+		case PROXY_BAD:
+			log_warnx("%s: bad PROXY header (%s): connection "
+			    "closed", peer->text, why);
+			return -1;
+		case PROXY_DONE:
+			break;
+		}
+		break;
+	}
+	if (take(fd, h.len - have) < 0)
+		return log_warn("%s: reading the PROXY header", peer->text);
+	if (h.local) {
+		log_warnx("%s: PROXY header without a client (%s): "
+		    "connection closed", peer->text,
+		    h.version == 1 ? "UNKNOWN" : "LOCAL");
+		return -1;
+	}
+	peer_from_addr(peer, (struct sockaddr *)&h.src, h.srclen);
+	peer->tls = h.tls;
+	return 0;
+}
+
 /*
- * One connection, in order: who the peer is, [the PROXY header step goes
- * here], admission per source, the session, the seat given back.
+ * One connection, in order: who the peer is, the PROXY header when the
+ * peer is a listed proxy, admission per source, the session, the seat
+ * given back.
  */
 static void
 serve(struct pool *p, const struct session_cfg *cfg, int fd)
@@ -258,6 +384,8 @@ serve(struct pool *p, const struct session_cfg *cfg, int fd)
 
 	tune_conn(fd);
 	peer_from_fd(&peer, fd);
+	if (listen_proxy(fd, cfg, &peer) < 0)
+		return;
 	if (source_admit(p->sources, p->seat, &peer,
 	    source_limit(p, &peer)) < 0) {
 		log_warnx("%s: too many connections from this address",

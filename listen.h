@@ -32,4 +32,14 @@ int	listen_port(const char *port, int *fds, int max);
 int	listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	    int max_sessions, int max_per_source);
 
+/*
+ * The PROXY protocol step, between peer_from_fd() and anything else: with
+ * cfg->proxy_from set and peer one of its sources, read its v1 or v2
+ * header (nothing after it) within PROXY_TIMEOUT seconds (at most the idle
+ * timeout) and make *peer the client it names; from any other peer, refuse
+ * a header that has already arrived.  0 to go on, or -1 after one log
+ * line: the caller closes the connection without a word.
+ */
+int	listen_proxy(int fd, const struct session_cfg *cfg, struct peer *peer);
+
 #endif

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "params.h"
 #include "proto.h"
+#include "proxy.h"
 #include "session.h"
 #include "tls.h"
 
@@ -56,6 +57,9 @@ static const char usage_text[] =
 "  -T, --tls                 TLS from the first byte (POP3S, port 995)\n"
 "  -P, --allow-plaintext     accept passwords without TLS off loopback\n"
 "  -U, --user NAME           drop privileges to NAME after setting up\n"
+"  -R, --proxy-from CIDR[,CIDR...]\n"
+"                            require a PROXY protocol v1/v2 header from these\n"
+"                            sources (HAProxy, nginx) and use its address\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n";
 
@@ -75,6 +79,7 @@ static const struct option longopts[] = {
 	{ "tls",		no_argument,	   NULL, 'T' },
 	{ "allow-plaintext",	no_argument,	   NULL, 'P' },
 	{ "user",		required_argument, NULL, 'U' },
+	{ "proxy-from",		required_argument, NULL, 'R' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
@@ -137,7 +142,7 @@ drop_privileges(const char *name)
 }
 
 /* One session on a connection that is already there: who the peer is,
- * [the PROXY header step goes here], the session. */
+ * the PROXY header when the peer is a listed proxy, the session. */
 static void
 one_session(int rfd, int wfd, const struct session_cfg *cfg)
 {
@@ -160,6 +165,8 @@ one_session(int rfd, int wfd, const struct session_cfg *cfg)
 	    fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) < 0)
 		log_warn("O_NONBLOCK on the connection");
 	peer_from_fd(&peer, rfd);
+	if (listen_proxy(rfd, cfg, &peer) < 0)
+		return;
 	session_run(rfd, wfd, cfg, &peer);
 }
 
@@ -167,6 +174,7 @@ int
 main(int argc, char *argv[])
 {
 	static volatile sig_atomic_t never;
+	static struct proxy_nets proxy_from;
 	struct session_cfg cfg;
 	struct stat sb;
 	const char *port = NULL, *cert = NULL, *key = NULL, *user = NULL;
@@ -182,7 +190,7 @@ main(int argc, char *argv[])
 	cfg.store.max_messages = STORE_MAX_MESSAGES;
 	cfg.stop = &never;
 
-	while ((c = getopt_long(argc, argv, "t:L:m:S:o:xw:DM:u:c:k:TPU:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:L:m:S:o:xw:DM:u:c:k:TPU:R:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
@@ -239,6 +247,12 @@ main(int argc, char *argv[])
 			break;
 		case 'U':
 			user = optarg;
+			break;
+		case 'R':
+			if (proxy_nets_parse(&proxy_from, optarg, err,
+			    sizeof(err)) < 0)
+				die(EX_USAGE, "%s", err);
+			cfg.proxy_from = &proxy_from;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

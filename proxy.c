@@ -73,12 +73,15 @@ clear_host_bits(unsigned char *addr, int bits, int len)
 }
 
 static int
-parse_net(struct proxy_net *net, char *item)
+parse_net(struct proxy_net *net, const char *text)
 {
-	char *slash = strchr(item, '/');
+	char item[INET6_ADDRSTRLEN + 5], *slash;
 	int len;
 
-	if (slash != NULL)
+	if (strlen(text) >= sizeof(item))
+		return -1;
+	memcpy(item, text, strlen(text) + 1);
+	if ((slash = strchr(item, '/')) != NULL)
 		*slash = '\0';
 	memset(net, 0, sizeof(*net));
 	if (inet_pton(AF_INET, item, net->addr) == 1) {
@@ -418,4 +421,16 @@ proxy_looks_like(const unsigned char *buf, size_t n)
 	return (n >= V1_PREFIX_LEN && memcmp(buf, v1_prefix,
 	    V1_PREFIX_LEN) == 0) || (n >= sizeof(v2_sig) &&
 	    memcmp(buf, v2_sig, sizeof(v2_sig)) == 0);
+}
+
+int
+proxy_first_line(const char *line, size_t len, const unsigned char *rest,
+    size_t n)
+{
+	/* v2's signature is an empty line, then "\r\n\0\r\nQUIT\n". */
+	if (len == 0)
+		return n >= sizeof(v2_sig) - 2 &&
+		    memcmp(rest, v2_sig + 2, sizeof(v2_sig) - 2) == 0;
+	return len >= V1_PREFIX_LEN && memcmp(line, v1_prefix,
+	    V1_PREFIX_LEN) == 0;
 }

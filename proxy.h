@@ -76,4 +76,12 @@ enum proxy_status proxy_parse(const unsigned char *buf, size_t n,
  */
 int	proxy_looks_like(const unsigned char *buf, size_t n);
 
+/*
+ * 1 when a connection's first command line (line, len octets, terminator
+ * stripped) and the bytes buffered after it (rest, n octets) are the start
+ * of a v1 or v2 header: for a header that arrives after the greeting.
+ */
+int	proxy_first_line(const char *line, size_t len,
+	    const unsigned char *rest, size_t n);
+
 #endif

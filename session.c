@@ -26,6 +26,7 @@
 #include "log.h"
 #include "params.h"
 #include "proto.h"
+#include "proxy.h"
 #include "session.h"
 #include "store.h"
 #include "tls.h"
@@ -753,6 +754,7 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 	struct session *s;
 	const char *why = NULL;
 	int timeout_ms = cfg->timeout > 0 ? cfg->timeout * 1000 : -1;
+	int first = 1;		/* the first command line */
 
 	if ((s = malloc(sizeof(*s))) == NULL) {
 		log_warn("session for %s", peer->text);
@@ -797,6 +799,16 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 		s->replied = 0;
 		switch (ls) {
 		case LINE_OK:
+			if (first && cfg->proxy_from != NULL &&
+			    proxy_first_line(s->line, len, (const unsigned
+			    char *)reader_data(&s->in),
+			    reader_buffered(&s->in))) {
+				log_warnx("%s: PROXY header from a source not "
+				    "in --proxy-from: connection closed",
+				    peer->text);
+				why = "PROXY header refused";
+				continue;
+			}
 			dispatch(s, s->line);
 			break;
 		case LINE_TOOLONG:
@@ -821,6 +833,7 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 			why = "read failed";
 			continue;
 		}
+		first = 0;
 		if (s->replied != 1) {
 			log_warnx("internal: %d replies to one command",
 			    s->replied);

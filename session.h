@@ -12,6 +12,7 @@
 
 #include "store.h"
 
+struct proxy_nets;
 struct tls_ctx;
 
 struct session_cfg {
@@ -25,6 +26,8 @@ struct session_cfg {
 						 * command line, and per write */
 	int			 login_timeout;	/* with users: seconds from
 						 * the connection to a login */
+	/* --proxy-from: sources that must send a PROXY header; NULL: off. */
+	const struct proxy_nets	*proxy_from;
 	/* Set by a signal handler: end the session at the next wait. */
 	volatile sig_atomic_t	*stop;
 };

@@ -477,6 +477,34 @@ test_looks_like(void)
 		    t[i].yes, "looks like a header: case %zu", i);
 }
 
+/* ---- a header seen as the first command line ---- */
+
+static void
+test_first_line(void)
+{
+	static const struct {
+		const char *line, *rest;
+		size_t restlen;
+		int yes;
+	} t[] = {
+		{ "PROXY TCP4 192.0.2.7 198.51.100.1 56324 110", "", 0, 1 },
+		{ "PROXY UNKNOWN", "STAT\r\n", 6, 1 },
+		{ "PROXY", "", 0, 0 },
+		{ "STAT", "", 0, 0 },
+		{ "", "\r\n\0\r\nQUIT\n\x21\x11\x00\x0c", 14, 1 },
+		{ "", "\r\n\0\r\nQUIT\n", 10, 1 },
+		{ "", "\r\n\0\r\nQUIT", 9, 0 },
+		{ "", "STAT\r\n", 6, 0 },
+		{ "", "", 0, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		ok(proxy_first_line(t[i].line, strlen(t[i].line),
+		    (const unsigned char *)t[i].rest, t[i].restlen) == t[i].yes,
+		    "first line: case %zu", i);
+}
+
 /* ---- the source list ---- */
 
 static int
@@ -571,6 +599,7 @@ main(void)
 	test_v1();
 	test_v2();
 	test_looks_like();
+	test_first_line();
 	test_nets();
 	return tap_done();
 }
