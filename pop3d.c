@@ -45,7 +45,9 @@ static const char usage_text[] =
 "  -m, --max-sessions N      sessions at once in listener modes (default 1000)\n"
 "  -S, --max-per-source N    sessions at once from one address in listener\n"
 "                            modes (default 32, loopback exempt; 0: no limit)\n"
-"  -o, --order ORDER         message numbering: directory (default) or arrival\n"
+"  -l, --layout LAYOUT       maildrop layout: flat, maildir or auto (default:\n"
+"                            a Maildir if it holds cur/, new/ and tmp/)\n"
+"  -o, --order ORDER         flat numbering: directory (default) or arrival\n"
 "  -x, --exclusive           lock the maildrop for the whole session\n"
 "  -w, --lock-wait SECONDS   with --exclusive, wait this long for the lock (5)\n"
 "  -D, --delete-now          remove a message at DELE instead of at QUIT\n"
@@ -68,6 +70,7 @@ static const struct option longopts[] = {
 	{ "login-timeout",	required_argument, NULL, 'L' },
 	{ "max-sessions",	required_argument, NULL, 'm' },
 	{ "max-per-source",	required_argument, NULL, 'S' },
+	{ "layout",		required_argument, NULL, 'l' },
 	{ "order",		required_argument, NULL, 'o' },
 	{ "exclusive",		no_argument,	   NULL, 'x' },
 	{ "lock-wait",		required_argument, NULL, 'w' },
@@ -190,7 +193,7 @@ main(int argc, char *argv[])
 	cfg.store.max_messages = STORE_MAX_MESSAGES;
 	cfg.stop = &never;
 
-	while ((c = getopt_long(argc, argv, "t:L:m:S:o:xw:DM:u:c:k:TPU:R:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:L:m:S:l:o:xw:DM:u:c:k:TPU:R:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
@@ -206,6 +209,17 @@ main(int argc, char *argv[])
 		case 'S':
 			max_per_source = number_arg("--max-per-source", optarg,
 			    0, 100000);
+			break;
+		case 'l':
+			if (strcmp(optarg, "auto") == 0)
+				cfg.store.layout = STORE_LAYOUT_AUTO;
+			else if (strcmp(optarg, "flat") == 0)
+				cfg.store.layout = STORE_LAYOUT_FLAT;
+			else if (strcmp(optarg, "maildir") == 0)
+				cfg.store.layout = STORE_LAYOUT_MAILDIR;
+			else
+				die(EX_USAGE, "--layout: expected 'flat', "
+				    "'maildir' or 'auto', got '%s'", optarg);
 			break;
 		case 'o':
 			if (strcmp(optarg, "arrival") == 0)
@@ -282,6 +296,11 @@ main(int argc, char *argv[])
 		die(EX_NOINPUT, "maildrop %s: %s", cfg.maildrop, strerror(errno));
 	if (!S_ISDIR(sb.st_mode))
 		die(EX_NOINPUT, "maildrop %s: not a directory", cfg.maildrop);
+	if (cfg.users == NULL &&
+	    store_layout_of(cfg.maildrop, cfg.store.layout) < 0)
+		die(EX_NOINPUT, "maildrop %s: %s", cfg.maildrop,
+		    errno == ENOTDIR ? "not a Maildir (cur/, new/ and tmp/)" :
+		    strerror(errno));
 
 	if ((cert == NULL) != (key == NULL))
 		die(EX_USAGE, "--tls-cert and --tls-key go together");

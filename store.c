@@ -3,7 +3,9 @@
  *
  * Directory entries are untrusted: names are looked at with fstatat
  * (symlinks never followed), files opened with O_NOFOLLOW and checked with
- * fstat against the identity taken at scan time.
+ * fstat against the identity taken at scan time.  In a Maildir a name may
+ * change under us (a reader changes its flags): a message not found under
+ * its name is looked up again by its base name, and the identity decides.
  */
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "maildir.h"
 #include "params.h"
 #include "store.h"
 
@@ -33,6 +36,7 @@ struct msg {
 	uint64_t	 size;		/* bytes on the wire */
 	int		 deleted;
 	int		 removed;	/* unlinked already (delete_now) */
+	enum maildir_sub sub;		/* Maildir: in new/ or cur/ */
 	char		*uid;		/* made on first use */
 };
 
@@ -46,6 +50,10 @@ struct store {
 	int		 dirfd;
 	int		 locked;	/* exclusive lock held all session */
 	int		 borrowed;	/* names belong to the dir snapshot */
+	int		 maildir;	/* a Maildir: md is open */
+	struct maildir	 md;
+	struct maildir_names *names;	/* Maildir: cur/ names, when read */
+	int		 move_warned;	/* logged a failed move to cur/ */
 	struct store_opts opts;
 	struct msg	*msgs;
 	size_t		 n;
@@ -250,15 +258,78 @@ snap_drop(struct store *st)
 		st->opts.cache->snap.valid = 0;
 }
 
+/* The directory m's name is relative to. */
+static int
+msg_dirfd(const struct store *st, const struct msg *m)
+{
+	return st->maildir ? st->md.fd[m->sub] : st->dirfd;
+}
+
+/*
+ * m's file is not under its name: in a Maildir, a reader may have changed
+ * its flags.  Look its base name up in the names of its folder (read again
+ * unless they give a name not tried yet).  1 with m->name updated, 0 when
+ * no file has that base, -1 on error (logged).
+ */
+static int
+msg_refind(struct store *st, struct msg *m)
+{
+	struct maildir_names *nm = NULL;
+	const char *p = NULL;
+	char *name;
+	int r = 0;
+
+	if (!st->maildir)
+		return 0;
+	/* The names of cur/ are kept: a QUIT after a reader marked many
+	 * messages seen reads cur/ once, not once a message. */
+	if (m->sub == MAILDIR_CUR && st->names != NULL)
+		p = maildir_names_find(st->names, m->name);
+	if (p == NULL || strcmp(p, m->name) == 0) {
+		if ((nm = maildir_names_read(msg_dirfd(st, m))) == NULL)
+			return -1;
+		p = maildir_names_find(nm, m->name);
+	}
+	if (p != NULL && strcmp(p, m->name) != 0) {
+		if ((name = strdup(p)) == NULL) {
+			r = log_warn("strdup");
+		} else {
+			free(m->name);	/* a Maildir store owns its names */
+			m->name = name;
+			r = 1;
+		}
+	}
+	if (nm != NULL && m->sub == MAILDIR_CUR) {
+		maildir_names_free(st->names);
+		st->names = nm;
+	} else {
+		maildir_names_free(nm);
+	}
+	return r;
+}
+
+/* Tries at a Maildir name a reader keeps renaming. */
+#define REFIND_TRIES	3
+
 /* Open the file of m and check it is still the one of the snapshot. */
 static int
 msg_open(struct store *st, struct msg *m, enum store_status *why)
 {
 	struct stat sb;
-	int fd;
+	int fd, k, tries = 0;
 
-	fd = openat(st->dirfd, m->name,
-	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	while ((fd = openat(msg_dirfd(st, m), m->name,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0 &&
+	    errno == ENOENT && tries++ < REFIND_TRIES) {
+		if ((k = msg_refind(st, m)) < 0) {
+			*why = STORE_IOERR;
+			return -1;
+		}
+		if (k == 0) {
+			errno = ENOENT;
+			break;
+		}
+	}
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ELOOP) {
 			*why = STORE_GONE;
@@ -303,16 +374,20 @@ file_wire_size(struct store *st, int fd, const char *name, uint64_t *size)
 	return 0;
 }
 
-/* Look at one directory entry; 1 when it is a message (m filled in). */
+/*
+ * Look at one entry of dirfd (the maildrop, or new/ or cur/ of a Maildir
+ * as sub says); 1 when it is a message (m filled in).
+ */
 static int
-scan_entry(struct store *st, const struct dirent *de, struct msg *m)
+scan_entry(struct store *st, int dirfd, enum maildir_sub sub,
+    const struct dirent *de, struct msg *m)
 {
 	struct stat sb;
 	int fd;
 
 	if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
 		return 0;
-	if (fstatat(st->dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT)
 			log_warn("stat %s", de->d_name);
 		return 0;
@@ -324,6 +399,7 @@ scan_entry(struct store *st, const struct dirent *de, struct msg *m)
 	m->ino = sb.st_ino;
 	m->fsize = sb.st_size;
 	m->mtime = sb.st_mtim;
+	m->sub = sub;
 	if ((m->name = strdup(de->d_name)) == NULL)
 		return log_warn("strdup");
 	if (!cache_get(st->opts.cache, &sb, &m->size)) {
@@ -343,6 +419,61 @@ scan_entry(struct store *st, const struct dirent *de, struct msg *m)
 		cache_put(st->opts.cache, &sb, m->size);
 	}
 	return 1;
+}
+
+/*
+ * A Maildir entry of new/: move it to cur/, where the listing of cur/
+ * that follows finds it.  1 when it stays in new/ to be served from
+ * there (it could not be moved), else 0.
+ */
+static int
+new_entry(struct store *st, const struct dirent *de)
+{
+	char name[NAME_MAX + 1];
+	struct stat sb;
+
+	if (de->d_type == DT_UNKNOWN && (fstatat(st->md.fd[MAILDIR_NEW],
+	    de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode)))
+		return 0;
+	if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+		return 0;
+	if (maildir_move(&st->md, de->d_name, name, sizeof(name)) >= 0)
+		return 0;
+	if (!st->move_warned) {
+		st->move_warned = 1;
+		log_warn("cannot move new/%s to cur/; served from new/",
+		    de->d_name);
+	}
+	return 1;
+}
+
+static int
+delivery_cmp(const void *a, const void *b)
+{
+	const struct msg *x = a, *y = b;
+
+	return maildir_order(x->name, &x->mtime, y->name, &y->mtime);
+}
+
+/*
+ * A file renamed while cur/ was read may be listed twice (under its old
+ * and its new name): keep one.  Both have one base and one mtime, so they
+ * are neighbours in delivery order.
+ */
+static void
+drop_twins(struct store *st)
+{
+	size_t i, k;
+
+	for (i = k = 0; i < st->n; i++) {
+		if (k > 0 && st->msgs[k - 1].dev == st->msgs[i].dev &&
+		    st->msgs[k - 1].ino == st->msgs[i].ino) {
+			free(st->msgs[i].name);
+			continue;
+		}
+		st->msgs[k++] = st->msgs[i];
+	}
+	st->n = k;
 }
 
 static int
@@ -423,25 +554,18 @@ snap_keep(struct store *st, const struct stat *dsb, const struct timespec *t0)
 	st->borrowed = 1;	/* the names are the snapshot's now */
 }
 
+/*
+ * Add the messages of dirfd to the store: the maildrop, or new/ or cur/
+ * of a Maildir (sub).  *cap is the room in st->msgs.
+ */
 static enum store_status
-scan(struct store *st)
+scan_dir(struct store *st, int dirfd, enum maildir_sub sub, size_t *cap)
 {
 	struct dirent *de;
-	struct stat dsb;
-	struct timespec t0;
-	size_t cap = 0;
 	DIR *d;
 	int fd;
 
-	clock_gettime(CLOCK_REALTIME, &t0);
-	if (fstat(st->dirfd, &dsb) < 0) {
-		log_warn("fstat maildrop");
-		return STORE_IOERR;
-	}
-	if (snap_use(st, &dsb))
-		return STORE_OK;
-
-	if ((fd = dup(st->dirfd)) < 0) {
+	if ((fd = dup(dirfd)) < 0) {
 		log_warn("dup");
 		return STORE_IOERR;
 	}
@@ -460,7 +584,10 @@ scan(struct store *st)
 			break;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if ((r = scan_entry(st, de, &m)) < 0)
+		if (st->maildir && (!maildir_is_msg_name(de->d_name) ||
+		    (sub == MAILDIR_NEW && !new_entry(st, de))))
+			continue;
+		if ((r = scan_entry(st, dirfd, sub, de, &m)) < 0)
 			goto fail;
 		if (r == 0)
 			continue;
@@ -471,8 +598,8 @@ scan(struct store *st)
 			closedir(d);
 			return STORE_TOOBIG;
 		}
-		if (st->n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
+		if (st->n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 64;
 			struct msg *p;
 
 			if (ncap > st->opts.max_messages)
@@ -483,7 +610,7 @@ scan(struct store *st)
 				goto fail;
 			}
 			st->msgs = p;
-			cap = ncap;
+			*cap = ncap;
 		}
 		st->msgs[st->n++] = m;
 	}
@@ -492,13 +619,46 @@ scan(struct store *st)
 		goto fail;
 	}
 	closedir(d);
-	if (st->opts.order == STORE_ORDER_ARRIVAL && st->n > 1)
-		qsort(st->msgs, st->n, sizeof(*st->msgs), arrival_cmp);
-	snap_keep(st, &dsb, &t0);
 	return STORE_OK;
 fail:
 	closedir(d);
 	return STORE_IOERR;
+}
+
+static enum store_status
+scan(struct store *st)
+{
+	struct stat dsb;
+	struct timespec t0;
+	enum store_status r;
+	size_t cap = 0;
+
+	if (st->maildir) {
+		/* new/ first: what moves to cur/ is then listed there. */
+		if ((r = scan_dir(st, st->md.fd[MAILDIR_NEW], MAILDIR_NEW,
+		    &cap)) != STORE_OK ||
+		    (r = scan_dir(st, st->md.fd[MAILDIR_CUR], MAILDIR_CUR,
+		    &cap)) != STORE_OK)
+			return r;
+		if (st->n > 1) {
+			qsort(st->msgs, st->n, sizeof(*st->msgs), delivery_cmp);
+			drop_twins(st);
+		}
+		return STORE_OK;
+	}
+	clock_gettime(CLOCK_REALTIME, &t0);
+	if (fstat(st->dirfd, &dsb) < 0) {
+		log_warn("fstat maildrop");
+		return STORE_IOERR;
+	}
+	if (snap_use(st, &dsb))
+		return STORE_OK;
+	if ((r = scan_dir(st, st->dirfd, 0, &cap)) != STORE_OK)
+		return r;
+	if (st->opts.order == STORE_ORDER_ARRIVAL && st->n > 1)
+		qsort(st->msgs, st->n, sizeof(*st->msgs), arrival_cmp);
+	snap_keep(st, &dsb, &t0);
+	return STORE_OK;
 }
 
 /* Take the lock on the directory, waiting up to wait seconds (<0: forever). */
@@ -527,11 +687,46 @@ lock_dir(int dirfd, int wait)
 	}
 }
 
+/* Whether the open directory dirfd is a Maildir under layout: 1, 0, or
+ * -1 with errno (ENOTDIR: a Maildir was asked for and this is none). */
+static int
+is_maildir(int dirfd, enum store_layout layout)
+{
+	int k;
+
+	if (layout == STORE_LAYOUT_FLAT)
+		return 0;
+	if ((k = maildir_detect(dirfd)) == 0 && layout == STORE_LAYOUT_MAILDIR) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	if (k < 0)
+		errno = EIO;
+	return k;
+}
+
+int
+store_layout_of(const char *dir, enum store_layout layout)
+{
+	int fd, k, e;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	k = is_maildir(fd, layout);
+	e = errno;
+	close(fd);
+	errno = e;
+	if (k < 0)
+		return -1;
+	return k ? STORE_LAYOUT_MAILDIR : STORE_LAYOUT_FLAT;
+}
+
 enum store_status
 store_open(struct store **out, const char *dir, const struct store_opts *o)
 {
 	struct store *st;
 	enum store_status r;
+	int k;
 
 	/* The chunk buffer is not zeroed: pages are touched only when used. */
 	if ((st = malloc(sizeof(*st))) == NULL) {
@@ -544,6 +739,7 @@ store_open(struct store **out, const char *dir, const struct store_opts *o)
 	    st->opts.max_messages > STORE_MAX_MESSAGES)
 		st->opts.max_messages = STORE_MAX_MESSAGES;
 	st->cur.fd = -1;
+	st->md.fd[0] = st->md.fd[1] = -1;
 	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = (errno == ENOENT || errno == ENOTDIR) ? STORE_NODIR : STORE_IOERR;
@@ -551,13 +747,25 @@ store_open(struct store **out, const char *dir, const struct store_opts *o)
 		free(st);
 		return r;
 	}
+	if ((k = is_maildir(st->dirfd, o->layout)) < 0) {
+		r = errno == ENOTDIR ? STORE_NODIR : STORE_IOERR;
+		if (r == STORE_NODIR)
+			log_warnx("maildrop %s: no Maildir (cur/, new/, tmp/)",
+			    dir);
+		store_close(st);
+		return r;
+	}
+	if (k > 0 && maildir_open(&st->md, st->dirfd) < 0) {
+		store_close(st);
+		return STORE_IOERR;
+	}
+	st->maildir = k;
 	if (o->exclusive) {
 		if (lock_dir(st->dirfd, o->lock_wait) < 0) {
 			r = errno == EWOULDBLOCK ? STORE_INUSE : STORE_IOERR;
 			if (r == STORE_IOERR)
 				log_warn("lock %s", dir);
-			close(st->dirfd);
-			free(st);
+			store_close(st);
 			return r;
 		}
 		st->locked = 1;
@@ -584,6 +792,8 @@ store_close(struct store *st)
 		free(st->msgs[i].uid);
 	}
 	free(st->msgs);
+	maildir_names_free(st->names);
+	maildir_close(&st->md);
 	close(st->dirfd);	/* drops the lock too */
 	free(st);
 }
@@ -641,30 +851,41 @@ fnv1a(uint64_t h, const char *p, size_t n)
 }
 
 /*
- * The unique-id: "name:mtime" when the name is printable ASCII without
- * space and the whole fits in 70 characters, else a digest of both.  The
- * two forms cannot collide: only the first holds a ':' before digits at the
- * end, and digests are 32 hex digits with no ':'.
+ * The unique-id.  Flat: "name:mtime" when the name is printable ASCII
+ * without space and the whole fits in 70 characters, else a digest of
+ * both.  The two forms cannot collide: only the first holds a ':' before
+ * digits at the end, and digests are 32 hex digits with no ':'.
+ * Maildir: the base name (before ':'), which delivery made unique and
+ * which survives the move to cur/ and flag changes, when it fits, else a
+ * digest of it.
  */
 static int
-make_uid(struct msg *m)
+make_uid(struct msg *m, int maildir)
 {
 	char buf[UIDL_MAX + 1], t[32];
-	const unsigned char *p;
-	int ok = 1, k;
+	size_t i, nl;
+	int ok, k;
 
+	nl = maildir ? maildir_base_len(m->name) : strlen(m->name);
 	k = snprintf(t, sizeof(t), "%" PRId64, (int64_t)m->mtime.tv_sec);
 	if (k < 0 || (size_t)k >= sizeof(t))
 		return -1;
-	for (p = (const unsigned char *)m->name; *p != '\0'; p++)
-		if (*p < 0x21 || *p > 0x7e)
+	if (maildir)
+		t[0] = '\0';	/* the name alone */
+	ok = nl > 0;
+	for (i = 0; i < nl; i++)
+		if ((unsigned char)m->name[i] < 0x21 ||
+		    (unsigned char)m->name[i] > 0x7e)
 			ok = 0;
-	if (ok && strlen(m->name) + 1 + strlen(t) <= UIDL_MAX) {
+	if (ok && maildir && nl <= UIDL_MAX) {
+		k = snprintf(buf, sizeof(buf), "%.*s", (int)nl, m->name);
+	} else if (ok && !maildir && nl + 1 + strlen(t) <= UIDL_MAX) {
 		k = snprintf(buf, sizeof(buf), "%s:%s", m->name, t);
 	} else {
-		size_t nl = strlen(m->name);
-		uint64_t a = fnv1a(0xcbf29ce484222325ULL, m->name, nl + 1);
-		uint64_t b = fnv1a(0x84222325cbf29ce4ULL ^ nl, m->name, nl + 1);
+		/* Flat: the name's NUL is hashed too; a Maildir base has none. */
+		size_t hl = maildir ? nl : nl + 1;
+		uint64_t a = fnv1a(0xcbf29ce484222325ULL, m->name, hl);
+		uint64_t b = fnv1a(0x84222325cbf29ce4ULL ^ nl, m->name, hl);
 
 		a = fnv1a(a, t, strlen(t));
 		b = fnv1a(b, t, strlen(t));
@@ -685,7 +906,7 @@ store_uid(struct store *st, size_t n, const char **uid)
 
 	if ((r = lookup(st, n, &m)) != STORE_OK)
 		return r;
-	if (m->uid == NULL && make_uid(m) < 0)
+	if (m->uid == NULL && make_uid(m, st->maildir) < 0)
 		return STORE_IOERR;
 	*uid = m->uid;
 	return STORE_OK;
@@ -764,6 +985,26 @@ store_msg_send(struct store_msg *sm, long top_lines, struct writer *w)
 	return STORE_OK;
 }
 
+/* lstat m's file, found again by base name in a Maildir.  0, or -1 with
+ * errno (ENOENT: gone; anything else logged). */
+static int
+msg_stat(struct store *st, struct msg *m, struct stat *sb)
+{
+	int k, tries = 0;
+
+	while (fstatat(msg_dirfd(st, m), m->name, sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno != ENOENT)
+			return log_warn("stat %s", m->name);
+		if (tries++ == REFIND_TRIES || (k = msg_refind(st, m)) == 0) {
+			errno = ENOENT;
+			return -1;
+		}
+		if (k < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* The old way, for file systems without RENAME_NOREPLACE: check, then
  * remove by name (a rename in between can slip through). */
 static int
@@ -771,14 +1012,11 @@ remove_by_name(struct store *st, struct msg *m)
 {
 	struct stat sb;
 
-	if (fstatat(st->dirfd, m->name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return log_warn("stat %s", m->name);
-	}
+	if (msg_stat(st, m, &sb) < 0)
+		return errno == ENOENT ? 0 : -1;
 	if (!same_file(&sb, m))
 		return 0;
-	if (unlinkat(st->dirfd, m->name, 0) < 0) {
+	if (unlinkat(msg_dirfd(st, m), m->name, 0) < 0) {
 		if (errno == ENOENT)
 			return 0;
 		return log_warn("unlink %s", m->name);
@@ -794,43 +1032,61 @@ remove_by_name(struct store *st, struct msg *m)
  * what is checked is then what gets removed.  A file that turns out to be
  * another one goes back under its name (if a newer file took the name
  * meanwhile, it keeps the private name: still in the maildrop, never lost).
+ * In a Maildir the private name is a dotfile, which no reader lists, and a
+ * name a reader changed is looked up by base name first.
  */
 static int
 remove_msg(struct store *st, struct msg *m)
 {
 	char priv[64];
 	struct stat sb;
-	int k, tries;
+	int dfd = msg_dirfd(st, m), k, tries, refinds = 0;
 
 	for (tries = 0;; tries++) {
 		k = snprintf(priv, sizeof(priv), ".pop3d-remove.%ld.%lu",
 		    (long)getpid(), ++st->rmseq);
 		if (k < 0 || (size_t)k >= sizeof(priv))
 			return log_warnx("private name too long");
-		if (renameat2(st->dirfd, m->name, st->dirfd, priv,
-		    RENAME_NOREPLACE) == 0)
+		if (renameat2(dfd, m->name, dfd, priv, RENAME_NOREPLACE) == 0)
 			break;
-		if (errno == ENOENT)
-			return 0;
+		if (errno == ENOENT) {
+			if (refinds++ == REFIND_TRIES ||
+			    (k = msg_refind(st, m)) == 0)
+				return 0;
+			if (k < 0)
+				return -1;
+			continue;
+		}
 		if (errno == EINVAL || errno == ENOSYS)
 			return remove_by_name(st, m);
 		if (errno != EEXIST || tries == 8)
 			return log_warn("rename %s", m->name);
 	}
-	if (fstatat(st->dirfd, priv, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(dfd, priv, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		log_warn("stat %s", priv);
 		sb.st_mode = 0;		/* not ours: try to put it back */
 	}
 	if (same_file(&sb, m)) {
-		if (unlinkat(st->dirfd, priv, 0) == 0)
+		if (unlinkat(dfd, priv, 0) == 0)
 			return 1;
 		log_warn("unlink %s", m->name);
 	}
-	if (renameat2(st->dirfd, priv, st->dirfd, m->name,
-	    RENAME_NOREPLACE) < 0)
+	if (renameat2(dfd, priv, dfd, m->name, RENAME_NOREPLACE) < 0)
 		log_warn("%s: another file under %s meanwhile; "
 		    "this one is kept as %s", m->name, m->name, priv);
 	return same_file(&sb, m) ? -1 : 0;
+}
+
+/* Make removals durable: sync the folders names were removed from. */
+static int
+sync_dirs(struct store *st)
+{
+	if (!st->maildir)
+		return fsync(st->dirfd);
+	if (fsync(st->md.fd[MAILDIR_CUR]) < 0 ||
+	    fsync(st->md.fd[MAILDIR_NEW]) < 0)
+		return -1;
+	return 0;
 }
 
 static int
@@ -862,8 +1118,7 @@ store_dele(struct store *st, size_t n)
 		return r;
 	if (!st->opts.delete_now) {
 		/* Refuse a message another session has removed already. */
-		if (fstatat(st->dirfd, m->name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !same_file(&sb, m)) {
+		if (msg_stat(st, m, &sb) < 0 || !same_file(&sb, m)) {
 			snap_drop(st);
 			return STORE_GONE;
 		}
@@ -873,7 +1128,7 @@ store_dele(struct store *st, size_t n)
 	if (short_lock(st) < 0)
 		return STORE_IOERR;
 	k = remove_msg(st, m);
-	if (k >= 0 && fsync(st->dirfd) < 0)
+	if (k >= 0 && sync_dirs(st) < 0)
 		log_warn("fsync maildrop");
 	short_unlock(st);
 	if (k < 0)
@@ -920,7 +1175,7 @@ store_commit(struct store *st, size_t *removed, size_t *failed)
 			m->removed = 1;
 		}
 	}
-	if (*removed > 0 && fsync(st->dirfd) < 0) {
+	if (*removed > 0 && sync_dirs(st) < 0) {
 		log_warn("fsync maildrop");
 		short_unlock(st);
 		return STORE_IOERR;

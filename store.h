@@ -1,7 +1,8 @@
 /*
  * store.h: the maildrop, a directory in which every regular file is one
- * message.  Used by the session code; never sees a socket, only the
- * buffered writer of proto.h that RETR and TOP stream into.
+ * message (flat), or a Maildir whose messages are the files of new/ and
+ * cur/ (maildir.h).  Used by the session code; never sees a socket, only
+ * the buffered writer of proto.h that RETR and TOP stream into.
  *
  * A store is a snapshot taken when the session enters TRANSACTION: message
  * numbers 1..n are fixed then and never change.  Each message remembers the
@@ -20,6 +21,12 @@
 enum store_order {
 	STORE_ORDER_DIRECTORY,	/* readdir order, as os.listdir */
 	STORE_ORDER_ARRIVAL	/* modification time, then name */
+};
+
+enum store_layout {
+	STORE_LAYOUT_AUTO,	/* a Maildir if it has cur/, new/, tmp/ */
+	STORE_LAYOUT_FLAT,	/* every regular file is a message */
+	STORE_LAYOUT_MAILDIR	/* the files of new/ and cur/ */
 };
 
 enum store_status {
@@ -42,7 +49,9 @@ struct store_cache *store_cache_new(void);
 void	store_cache_free(struct store_cache *);
 
 struct store_opts {
-	enum store_order	 order;
+	enum store_layout	 layout;
+	enum store_order	 order;		/* flat only: a Maildir is
+						 * numbered by delivery time */
 	int			 exclusive;	/* hold the lock all session */
 	int			 lock_wait;	/* seconds, with exclusive */
 	int			 delete_now;	/* unlink at DELE */
@@ -53,11 +62,18 @@ struct store_opts {
 struct store;
 
 /*
+ * The layout dir has under layout (AUTO: whichever it is), or -1 when it
+ * is no directory or, with STORE_LAYOUT_MAILDIR, no Maildir (errno set).
+ */
+int	store_layout_of(const char *dir, enum store_layout layout);
+
+/*
  * Snapshot the maildrop dir.  With o->exclusive, first take the maildrop
- * lock, waiting up to o->lock_wait seconds (STORE_INUSE after that).
- * Returns STORE_OK with *out set, else STORE_NODIR, STORE_INUSE, STORE_IOERR,
- * or STORE_TOOBIG when it holds more than o->max_messages messages (never
- * served in part).
+ * lock, waiting up to o->lock_wait seconds (STORE_INUSE after that).  A
+ * Maildir's new/ messages are moved to cur/ first (":2," appended).
+ * Returns STORE_OK with *out set, else STORE_NODIR (also: no Maildir where
+ * o->layout asks for one), STORE_INUSE, STORE_IOERR, or STORE_TOOBIG
+ * when it holds more than o->max_messages messages (never served in part).
  */
 enum store_status store_open(struct store **out, const char *dir,
 	    const struct store_opts *o);

@@ -21,7 +21,7 @@ for build in "$@"; do
 	export POP3_BINDIR=$build
 	export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1"
 	export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1"
-	for t in test_proto test_store test_client test_proxy; do
+	for t in test_proto test_store test_client test_proxy test_maildir; do
 		out=$("$build/tests/$t" 2>&1)
 		rc=$?
 		p=$(grep -c '^ok ' <<<"$out")

@@ -300,11 +300,13 @@ def test_units_shape():
         assert argv[-1] == "/var/mail/pop3d"
         assert "--order" in argv and argv[argv.index("--order") + 1] == \
             "arrival"
+        assert "--layout" in argv and argv[argv.index("--layout") + 1] == \
+            "flat"
         assert s["ReadWritePaths"] == ["/var/mail/pop3d"]
         assert s["ProtectSystem"] == ["strict"]
     x = open(XINETD_FILE).read()
-    assert re.search(r"(?m)^\s*server_args\s*=\s*--order arrival "
-                     r"/var/mail/pop3d\s*$", x)
+    assert re.search(r"(?m)^\s*server_args\s*=\s*--layout flat "
+                     r"--order arrival /var/mail/pop3d\s*$", x)
     assert re.search(r"(?m)^\s*wait\s*=\s*no\s*$", x)
     assert re.search(r"(?m)^\s*socket_type\s*=\s*stream\s*$", x)
     assert not re.search(r"(?m)^\s*user\s*=\s*root\s*$", x)

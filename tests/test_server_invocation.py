@@ -71,7 +71,7 @@ def test_help_and_version():
     assert r.returncode == 0
     out = r.stdout.decode()
     assert "PORT" in out and "MAILDROP" in out
-    for opt in ("--timeout", "--exclusive", "--lock-wait", "--order",
+    for opt in ("--timeout", "--exclusive", "--lock-wait", "--order", "--layout",
                 "--delete-now", "--max-sessions", "--help", "--version"):
         assert opt in out, opt
     r = run("--version")
