@@ -579,6 +579,15 @@ client_tls_start(struct client_conn *c, const char *host, const char *cafile,
 	if (tls_connect(c->tls, &c->io, host, c->timeout_ms, err,
 	    sizeof(err)) < 0) {
 		client_warnx("TLS with %s: %s", host, err);
+		if (strstr(err, "certificate") != NULL)
+			client_warnx("hint: --cafile FILE trusts the CA that "
+			    "signed the server's certificate; --insecure skips "
+			    "the check");
+		else if (strstr(err, "wrong version number") != NULL ||
+		    strstr(err, "packet length too long") != NULL ||
+		    strstr(err, "record layer failure") != NULL)
+			client_warnx("the server did not answer in TLS: a plain "
+			    "POP3 port? (try --starttls, or leave out --tls)");
 		return -1;
 	}
 	c->tls_on = 1;

@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@
 #include "proto.h"
 
 #define EXIT_CONN	1	/* connection failed or ended unexpectedly */
+#define EXIT_ERR	2	/* -e: stopped at -ERR or a protocol error */
 #define EXIT_USAGE	64	/* sysexits EX_USAGE */
 
 /* Seconds to wait for a connection or for the next bytes of a reply;
@@ -142,6 +144,10 @@ struct client {
 	FILE		*tty;		/* where the prompt and echo go */
 	const char	*host;
 	const char	*port;
+	char		 hostbuf[256];	/* host cut out of an argument */
+	char		 portbuf[8];
+	char		 userbuf[POP3_CMD_MAX];
+	int		 errexit;	/* -e */
 	const char	*cafile;
 	int		 insecure;
 	int		 starttls_first;	/* --starttls: STLS after greeting */
@@ -151,6 +157,7 @@ struct client {
 	char		 prompt[300];
 	int		 quit_sent;
 	int		 failed;	/* a -ERR or protocol error (for -e) */
+	int		 proto_failed;	/* the server broke the protocol */
 	int		 dropping;	/* Ctrl-C: drop the awaited reply */
 	int		 last_ok;	/* last status line began with +OK */
 	int		 sasl;		/* inside AUTH: the server sent "+ " */
@@ -184,9 +191,14 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pop3c [-d DIR] [-t SECONDS] [-u USER] [--tls | --starttls]\n"
-	    "             [--cafile FILE] [--insecure] [--max-size N] [HOST] PORT\n"
+	    "             [-e] [--cafile FILE] [--insecure] [--max-size N] SERVER\n"
 	    "       pop3c --help | --version\n"
+	    "SERVER is [HOST] PORT, HOST, HOST:PORT, [IPV6]:PORT, [IPV6] PORT, or\n"
+	    "a URL pop3://[USER@]HOST[:PORT] or pop3s://... (TLS); HOST defaults\n"
+	    "to localhost, PORT to 110 (995 with TLS).\n"
 	    "  -d DIR       save retrieved messages in DIR (default: .)\n"
+	    "  -e, --errexit  stop at the first -ERR, failed login or protocol\n"
+	    "               error: send QUIT and exit 2\n"
 	    "  -t SECONDS   wait at most this long for the server (default: %d)\n"
 	    "  -u USER      log in as USER at start (the password is asked)\n"
 	    "  --tls        TLS from the first byte (POP3S, usually port 995)\n"
@@ -195,9 +207,33 @@ usage(FILE *f)
 	    "  --insecure   do not verify the server's certificate\n"
 	    "  --max-size N stop a message that LIST gave no size beyond N\n"
 	    "               octets (K, M, G suffixes; default 1G)\n"
-	    "HOST defaults to localhost; a name, an IPv4 or an IPv6 address.\n"
+	    "Exit status: 0 after QUIT, 1 connection failed or lost, 2 stopped by\n"
+	    "-e, 64 bad usage.  Notes such as 'saved to' go to stderr.\n"
 	    "Type 'help' at the prompt for the commands.\n",
 	    CLIENT_TIMEOUT_DEFAULT);
+}
+
+/* The line after a usage error; returns EXIT_USAGE. */
+static int
+usage_hint(void)
+{
+	fputs("usage: pop3c [OPTIONS] [HOST] PORT | HOST[:PORT] | "
+	    "pop3[s]://[USER@]HOST[:PORT]; try 'pop3c --help'\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* A one-line usage error on stderr; returns EXIT_USAGE. */
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("pop3c: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return usage_hint();
 }
 
 /* "N", "NK", "NM" or "NG" (binary units), not 0.  0, or -1. */
@@ -222,6 +258,126 @@ parse_size(const char *arg, uint64_t *out)
 	if (proto_number(num, UINT64_MAX >> 31, &v) < 0 || v == 0)
 		return -1;
 	*out = v << shift;
+	return 0;
+}
+
+/* Copy n octets of s into buf (cap) as a string.  0, or -1 if too long. */
+static int
+copy_part(char *buf, size_t cap, const char *s, size_t n)
+{
+	if (n >= cap)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * The server's address from the arguments after the options: [HOST] PORT,
+ * HOST, HOST:PORT, [V6], [V6]:PORT, [V6] PORT, a bare IPv6 address, or a
+ * pop3:// or pop3s:// URL with an optional USER@.  Sets c->host, c->port
+ * (default 110, 995 with TLS); *user and *tls from a URL.  0, or -1
+ * (said).
+ */
+static int
+parse_target(struct client *c, int argc, char **argv, const char **user,
+    int *tls)
+{
+	const char *a = argv[0], *port = NULL, *colon, *end;
+	size_t hlen;
+	uint64_t v;
+
+	if (argc == 2) {
+		port = argv[1];
+		hlen = strlen(a);
+		if (hlen >= 2 && a[0] == '[' && a[hlen - 1] == ']') {
+			a++;
+			hlen -= 2;
+		}
+	} else if (a[0] != '\0' && a[strspn(a, "0123456789")] == '\0') {
+		port = a;		/* pop3c PORT */
+		a = "localhost";
+		hlen = strlen(a);
+	} else {
+		if (strncasecmp(a, "pop3://", 7) == 0)
+			a += 7;
+		else if (strncasecmp(a, "pop3s://", 8) == 0) {
+			a += 8;
+			*tls = 1;
+		}
+		if (a != argv[0]) {
+			const char *at;
+
+			end = a + strcspn(a, "/?#");
+			if (*end != '\0' && strcmp(end, "/") != 0) {
+				fprintf(stderr, "pop3c: a POP3 URL has no path: "
+				    "'%s'\n", argv[0]);
+				return -1;
+			}
+			at = memchr(a, '@', end - a);
+			if (at != NULL) {
+				if (at == a || copy_part(c->userbuf,
+				    sizeof(c->userbuf), a, at - a) < 0) {
+					fprintf(stderr, "pop3c: bad user in "
+					    "'%s'\n", argv[0]);
+					return -1;
+				}
+				if (*user == NULL)
+					*user = c->userbuf;
+				a = at + 1;
+			}
+		} else
+			end = a + strlen(a);
+		if (a[0] == '[') {
+			const char *rb = memchr(a, ']', end - a);
+
+			if (rb == NULL || (rb + 1 != end && rb[1] != ':')) {
+				fprintf(stderr, "pop3c: bad address '%s'\n",
+				    argv[0]);
+				return -1;
+			}
+			if (rb + 1 != end)
+				port = rb + 2;
+			a++;
+			hlen = rb - a;
+		} else if ((colon = memchr(a, ':', end - a)) != NULL &&
+		    memchr(colon + 1, ':', end - colon - 1) == NULL) {
+			port = colon + 1;	/* HOST:PORT */
+			hlen = colon - a;
+		} else
+			hlen = end - a;		/* a name, or bare IPv6 */
+		if (port != NULL) {
+			if (copy_part(c->portbuf, sizeof(c->portbuf), port,
+			    end - port) < 0) {
+				fprintf(stderr, "pop3c: bad port in '%s'\n",
+				    argv[0]);
+				return -1;
+			}
+			port = c->portbuf;
+		}
+	}
+	if (hlen == 0) {
+		fprintf(stderr, "pop3c: empty host name\n");
+		return -1;
+	}
+	if (copy_part(c->hostbuf, sizeof(c->hostbuf), a, hlen) < 0) {
+		fprintf(stderr, "pop3c: host name too long\n");
+		return -1;
+	}
+	/* Names, IPv4, IPv6 with a zone: nothing else reaches the resolver. */
+	if (c->hostbuf[strspn(c->hostbuf, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:%")] != '\0') {
+		fprintf(stderr, "pop3c: bad host name '%s'\n", c->hostbuf);
+		return -1;
+	}
+	c->host = c->hostbuf;
+	if (port == NULL)
+		port = *tls ? "995" : "110";
+	if (proto_number(port, 65535, &v) < 0 || v == 0) {
+		fprintf(stderr, "pop3c: bad port '%s'\n", port);
+		return -1;
+	}
+	c->port = port;
 	return 0;
 }
 
@@ -378,8 +534,10 @@ status_line(struct client *c)
 		client_warnx("interrupted: the reply will be dropped (Ctrl-C "
 		    "again closes the connection)");
 	}
-	if (rc == CLIENT_PROTO)
+	if (rc == CLIENT_PROTO) {
 		client_show_line(stdout, c->conn.line, c->conn.linelen);
+		c->proto_failed = 1;
+	}
 	if (rc != CLIENT_OK) {
 		client_say(&c->conn, rc, midway);
 		return -1;
@@ -414,7 +572,7 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 			client_warnx("protocol error: a \"+\" continuation "
 			    "outside AUTH (nothing typed is sent as a SASL "
 			    "response)");
-			c->failed = 1;
+			c->failed = c->proto_failed = 1;
 		}
 	} else if (c->conn.status == CLIENT_ST_ERR)
 		c->failed = 1;
@@ -463,6 +621,8 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 		client_warnx("interrupted: the rest of the reply was dropped");
 	}
 	if (rc == CLIENT_TOOBIG)
+		c->proto_failed = 1;
+	if (rc == CLIENT_TOOBIG)
 		client_warnx("message %s went on past %llu octets (%s): "
 		    "stopped, connection closed", arg ? arg : "?",
 		    (unsigned long long)s.max_octets,
@@ -501,9 +661,12 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 				    name, strerror(errno));
 			else
 				client_warnx("message not saved");
-		} else
-			printf("saved to %s/%s (%llu octets)\n", c->dir, name,
-			    (unsigned long long)s.saved);
+		} else {
+			/* A note: on stderr, apart from the message text. */
+			fflush(stdout);
+			fprintf(stderr, "saved to %s/%s (%llu octets)\n",
+			    c->dir, name, (unsigned long long)s.saved);
+		}
 	}
 	if (out_flush() < 0)
 		return -1;
@@ -691,7 +854,7 @@ starttls(struct client *c, int show)
 	if (client_tls_start(&c->conn, c->host, c->cafile, c->insecure) < 0)
 		return -1;
 	if (show)
-		fprintf(c->tty ? c->tty : stdout, "TLS is on (%s)\n",
+		fprintf(c->tty ? c->tty : stderr, "TLS is on (%s)\n",
 		    client_tls_describe(&c->conn));
 	return 0;
 }
@@ -766,8 +929,10 @@ run_line(struct client *c, char *line, int typed)
 			arg = p;
 		p += strcspn(p, " \t");
 	}
-	if (secret && !c->sasl && !clear_ok(c))
+	if (secret && !c->sasl && !clear_ok(c)) {
+		c->failed = 1;
 		return 0;
+	}
 	if (cmd != NULL) {
 		switch (cmd->action) {
 		case A_HELP:
@@ -802,6 +967,7 @@ run_line(struct client *c, char *line, int typed)
 	}
 	if (strlen(line) > CMD_TEXT_MAX) {
 		client_warnx("command too long (at most %d octets)", CMD_TEXT_MAX);
+		c->failed = 1;
 		return 0;
 	}
 	if (arg != NULL && line == buf)
@@ -1090,6 +1256,50 @@ next_line(struct client *c, char **line)
 	return 1;
 }
 
+/* The exit status once the connection is lost (said). */
+static int
+lost(const struct client *c)
+{
+	return c->errexit && c->proto_failed ? EXIT_ERR : EXIT_CONN;
+}
+
+/* -e: a -ERR or a protocol error was met: QUIT and stop with 2. */
+static int
+errexit_stop(struct client *c)
+{
+	char quit[] = "QUIT";
+
+	client_warnx("stopped at the first error (-e)");
+	if (!c->quit_sent) {
+		c->sasl = 0;
+		(void)run_line(c, quit, 0);
+	}
+	return EXIT_ERR;
+}
+
+/* After QUIT: more input is an error (stdin not a terminal).  The exit
+ * status. */
+static int
+after_quit(struct client *c)
+{
+	char *line;
+	int rc;
+
+	if (c->interactive)
+		return 0;
+	while ((rc = next_line(c, &line)) > 0) {
+		int blank = line[strspn(line, " \t\r")] == '\0';
+
+		explicit_bzero(line, strlen(line));
+		free(line);
+		if (!blank) {
+			client_warnx("input after QUIT: not sent");
+			return c->errexit ? EXIT_ERR : 0;
+		}
+	}
+	return 0;
+}
+
 static int
 session(struct client *c, const char *user)
 {
@@ -1097,7 +1307,7 @@ session(struct client *c, const char *user)
 	int rc;
 
 	if (status_line(c) < 0)
-		return EXIT_CONN;
+		return lost(c);
 	client_show_line(stdout, c->conn.line, c->conn.linelen);
 	if (out_flush() < 0)
 		return EXIT_CONN;
@@ -1113,13 +1323,18 @@ session(struct client *c, const char *user)
 		rc = snprintf(cmd, sizeof(cmd), "USER %s", user);
 		if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
 			client_warnx("user name too long");
+			c->failed = 1;
 		} else {
 			if (run_line(c, cmd, 0) < 0)
-				return EXIT_CONN;
+				return lost(c);
 			snprintf(cmd, sizeof(cmd), "PASS");
 			if (c->last_ok && run_line(c, cmd, 0) < 0)
-				return EXIT_CONN;
+				return lost(c);
+			if (!c->last_ok)
+				c->failed = 1;
 		}
+		if (c->errexit && c->failed)
+			return errexit_stop(c);
 	}
 	for (;;) {
 		rc = next_line(c, &line);
@@ -1131,16 +1346,18 @@ session(struct client *c, const char *user)
 		explicit_bzero(line, strlen(line));
 		free(line);
 		if (rc < 0)
-			return EXIT_CONN;
+			return lost(c);
 		if (rc > 0)
-			return 0;
+			return after_quit(c);
+		if (c->errexit && c->failed)
+			return errexit_stop(c);
 	}
 	/* End of input (Ctrl-D): QUIT as if typed. */
 	if (c->interactive)
 		fputs("QUIT\n", c->tty);
 	c->sasl = 0;
 	rc = run_line(c, quit, 0);
-	return rc < 0 ? EXIT_CONN : 0;
+	return rc < 0 ? lost(c) : 0;
 }
 
 int
@@ -1154,6 +1371,7 @@ main(int argc, char *argv[])
 		{ "cafile", required_argument, NULL, 'C' },
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "max-size", required_argument, NULL, 'M' },
+		{ "errexit", no_argument, NULL, 'e' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct client *c;
@@ -1161,22 +1379,22 @@ main(int argc, char *argv[])
 	const char *user = NULL, *dir = ".";
 	uint64_t v;
 	int timeout = CLIENT_TIMEOUT_DEFAULT;
-	int ch, fd, rc, tls = 0, starttls_first = 0, insecure = 0;
+	int ch, fd, rc, tls = 0, starttls_first = 0, insecure = 0, errexit = 0;
 	const char *cafile = NULL;
 	uint64_t max_size = CLIENT_MAX_SIZE_DEFAULT;
 
-	while ((ch = getopt_long(argc, argv, "d:t:u:hVTSC:kM:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:et:u:hVTSC:kM:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			dir = optarg;
 			break;
+		case 'e':
+			errexit = 1;
+			break;
 		case 't':
 			if (proto_number(optarg, INT_MAX / 1000, &v) < 0 ||
 			    v == 0) {
-				fprintf(stderr, "pop3c: bad timeout '%s'\n",
-				    optarg);
-				usage(stderr);
-				return EXIT_USAGE;
+				return usage_error("bad timeout '%s'", optarg);
 			}
 			timeout = (int)v;
 			break;
@@ -1197,10 +1415,7 @@ main(int argc, char *argv[])
 			break;
 		case 'M':
 			if (parse_size(optarg, &max_size) < 0) {
-				fprintf(stderr, "pop3c: bad size '%s'\n",
-				    optarg);
-				usage(stderr);
-				return EXIT_USAGE;
+				return usage_error("bad size '%s'", optarg);
 			}
 			break;
 		case 'h':
@@ -1210,41 +1425,26 @@ main(int argc, char *argv[])
 			printf("pop3c %s\n", POP3D_VERSION);
 			return 0;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			return usage_hint();
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (tls && starttls_first) {
-		fprintf(stderr, "pop3c: --tls and --starttls exclude each other\n");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (argc < 1 || argc > 2) {
-		fprintf(stderr, "pop3c: %s\n", argc < 1 ? "PORT is missing" :
+	if (argc < 1 || argc > 2)
+		return usage_error("%s", argc < 1 ? "the server is missing" :
 		    "too many arguments");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (proto_number(argv[argc - 1], 65535, &v) < 0 || v == 0) {
-		fprintf(stderr, "pop3c: bad port '%s'\n", argv[argc - 1]);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (argc == 2 && argv[0][0] == '\0') {
-		fprintf(stderr, "pop3c: empty host name\n");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->deleted = calloc(1, STORE_MAX_MESSAGES / 8 + 1)) == NULL) {
 		fprintf(stderr, "pop3c: out of memory\n");
 		return EXIT_CONN;
 	}
 	rlc = c;
-	c->host = argc == 2 ? argv[0] : "localhost";
-	c->port = argv[argc - 1];
+	if (parse_target(c, argc, argv, &user, &tls) < 0)
+		return usage_hint();
+	if (tls && starttls_first)
+		return usage_error("--tls (or pop3s://) and --starttls exclude "
+		    "each other");
+	c->errexit = errexit;
 	c->dir = dir;
 	c->cafile = cafile;
 	c->insecure = insecure;

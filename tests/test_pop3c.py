@@ -20,7 +20,7 @@ CLIENT_LINE_MAX = param("CLIENT_LINE_MAX")
 
 
 @pytest.mark.parametrize("args", [
-    [], ["1", "2", "3"], ["0"], ["65536"], ["x110"], ["-1"], ["110 "],
+    [], ["1", "2", "3"], ["0"], ["65536"], ["x/110"], ["-1"], ["110 "],
     ["-t", "0", "110"], ["-t", "x", "110"], ["--bogus", "110"],
     ["", "110"],
 ])
@@ -130,7 +130,6 @@ def test_piped_session_matches_wire(tmp_path, server, maildrop):
             (b"RETR 99", 0), (b"NOOP", 0), (b"RETR 3", 1)]
     expected = expected_from_pop3d(srv.port, cmds)
     size = len(wire_retr(srv.port, 3))
-    expected += b"saved to %s/3.eml (%d octets)\n" % (str(dl).encode(), size)
     status, out, err = run_pop3c(
         ["-d", dl, srv.port], b"".join(c + b"\n" for c, _ in cmds),
         env=client_env(tmp_path))
@@ -141,6 +140,9 @@ def test_piped_session_matches_wire(tmp_path, server, maildrop):
     assert re.fullmatch(rb"\+OK[^\n]*\n", rest[len(expected):])
     assert b"\x1b" not in out and b"> " not in out	# no prompt, no codes
     assert (dl / "3.eml").read_bytes() == wire_retr(srv.port, 3)
+    # Notes go to stderr, apart from the text.
+    assert err == b"saved to %s/3.eml (%d octets)\n" % (str(dl).encode(),
+                                                        size)
 
 
 def dot_message(port):
@@ -162,8 +164,8 @@ def test_retr_saves_dot_lines_byte_equal(tmp_path, server, maildrop):
     assert b"\r\n.\r\n" in wire
     assert (tmp_path / ("%d.eml" % n)).read_bytes() == wire
     assert (tmp_path / ("%d-1.eml" % n)).read_bytes() == wire
-    assert b"saved to ./%d.eml (%d octets)\n" % (n, len(wire)) in out
-    assert b"saved to ./%d-1.eml (%d octets)\n" % (n, len(wire)) in out
+    assert b"saved to ./%d.eml (%d octets)\n" % (n, len(wire)) in err
+    assert b"saved to ./%d-1.eml (%d octets)\n" % (n, len(wire)) in err
     assert b"\n..hidden-cache\n" in out and b"\n.\n" in out
 
 
@@ -238,9 +240,9 @@ def test_stuffed_lines_unstuffed_on_screen_and_file(tmp_path, bytewise):
     assert status == 0, err
     greet = b"+OK slow\n" if bytewise else b"+OK scripted\n"
     assert out == (greet + b"+OK 64 octets\n" +
-                   DOTTY_TEXT.replace(b"\r\n", b"\n") +
-                   b"saved to %s/2.eml (%d octets)\n" % (
-                       str(dl).encode(), len(DOTTY_TEXT)) + b"+OK bye\n")
+                   DOTTY_TEXT.replace(b"\r\n", b"\n") + b"+OK bye\n")
+    assert err == b"saved to %s/2.eml (%d octets)\n" % (
+        str(dl).encode(), len(DOTTY_TEXT))
     assert (dl / "2.eml").read_bytes() == DOTTY_TEXT
     assert srv.received == [b"RETR 2", b"QUIT"]
 
@@ -388,7 +390,7 @@ def test_never_overwrites_existing_file(tmp_path):
     assert (tmp_path / "1.eml").read_bytes() == b"precious\n"
     assert (tmp_path / "1-1.eml").read_bytes() == b"precious too\n"
     assert (tmp_path / "1-2.eml").read_bytes() == b"body\r\n"
-    assert b"saved to ./1-2.eml (6 octets)\n" in out
+    assert b"saved to ./1-2.eml (6 octets)\n" in err
 
 
 def big_message(size):
@@ -429,9 +431,9 @@ def test_ten_mib_retr_streams_in_bounded_memory(tmp_path):
         assert (dl / "1.eml").read_bytes() == text
         shown = (tmp_path / (name + ".out")).read_bytes()
         assert shown == (b"+OK scripted\n+OK %d octets\n" % len(text) +
-                         text.replace(b"\r\n", b"\n") +
-                         b"saved to %s/1.eml (%d octets)\n+OK bye\n" % (
-                             str(dl).encode(), len(text)))
+                         text.replace(b"\r\n", b"\n") + b"+OK bye\n")
+        assert err == b"saved to %s/1.eml (%d octets)\n" % (
+            str(dl).encode(), len(text))
         return peak[0]
 
     small = run(*big_message(1000), "small")
