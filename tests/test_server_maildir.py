@@ -3,6 +3,7 @@ Dovecot's LDA, getmail6), read back with poplib, curl, fetchmail and raw
 sessions (SPEC 2, Maildir)."""
 import os
 import poplib
+import shutil
 import subprocess
 import threading
 
@@ -391,3 +392,46 @@ def test_users_maildir_and_flat(pop3d, agents):
     b.ok("PASS pw")
     assert b.stat() == (1, len(wire(b"Subject: flat\n\nhello\n")))
     b.quit()
+
+
+GDB = shutil.which("gdb")
+
+
+@pytest.mark.skipif(GDB is None, reason="gdb not installed")
+def test_imap_flag_change_at_the_moment_of_removal(tmp_path):
+    """An IMAP client renames a marked message (':2,' to ':2,S') at the
+    very moment QUIT removes it (gdb stops pop3d at the rename that moves
+    it aside): it is found under its new name and removed all the same."""
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    a = md / "cur" / "1000000000.M1P1.host:2,"
+    b = md / "cur" / "1000000100.M2P2.host:2,"
+    a.write_bytes(b"Subject: a\n\nto be removed\n")
+    b.write_bytes(b"Subject: b\n\nkept\n")
+    inp, out, hit = tmp_path / "in", tmp_path / "out", tmp_path / "hit"
+    inp.write_bytes(b"UIDL\r\nDELE 1\r\nQUIT\r\n")
+    script = tmp_path / "gdb.cmds"
+    script.write_text(
+        "set breakpoint pending on\n"
+        "set pagination off\n"
+        "set confirm off\n"
+        "break renameat2\n"
+        "commands\n"
+        "silent\n"
+        "shell mv %s %sS && touch %s\n"
+        "delete\n"
+        "continue\n"
+        "end\n"
+        "run --layout maildir %s <%s >%s 2>/dev/null\n"
+        % (a, a, hit, md, inp, out))
+    subprocess.run([GDB, "-batch", "-nx", "-x", str(script), POP3D],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120, check=True)
+    assert hit.exists(), "pop3d never called renameat2 while removing"
+    lines = out.read_bytes().split(b"\r\n")
+    assert lines[2:4] == [b"1 1000000000.M1P1.host",
+                          b"2 1000000100.M2P2.host"], lines
+    assert lines[-2] == b"+OK pop3d signing off (1 messages left)", lines
+    assert os.listdir(md / "cur") == [b.name]
+    assert os.listdir(md / "new") == []

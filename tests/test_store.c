@@ -57,6 +57,17 @@ exists(const char *name)
 	return lstat(path, &sb) == 0;
 }
 
+static void
+rename_in(const char *from, const char *to)
+{
+	char a[512], b[512];
+
+	snprintf(a, sizeof(a), "%s/%s", dir, from);
+	snprintf(b, sizeof(b), "%s/%s", dir, to);
+	if (rename(a, b) < 0)
+		perror(a);
+}
+
 /* Send message n (top < 0: whole) and capture what goes on the wire. */
 static enum store_status
 capture(struct store *st, size_t n, long top, char *out, size_t *len)
@@ -436,6 +447,88 @@ test_cache(void)
 	opts.cache = NULL;
 }
 
+/* A Maildir: new/ moved to cur/, delivery order, base-name ids, tmp/ and
+ * dotfiles never served, messages found again after a flag change. */
+static void
+test_maildir(void)
+{
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	struct store_opts mo = opts;
+	struct store *st = NULL;
+	char path[512], out[65536];
+	const char *u1 = "", *u2 = "", *u3 = "";
+	size_t i, len, count, removed, failed;
+	uint64_t octets;
+
+	clear();
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+		mkdir(path, 0700);
+	}
+	put("new/1700000200.M2P2.host", "Subject: two\n\n2\n", 1700000200);
+	/* the earlier stamp wins over the later mtime */
+	put("new/1700000100.M1P1.host", "Subject: one\n\n1\n", 1700000300);
+	put("cur/1700000300.M3P3.host:2,S", "Subject: three\n\n3\n",
+	    1700000000);
+	put("cur/.hidden:2,", "x\n", 0);
+	put("new/.1700000050.M0P0.host", "x\n", 0);
+	put("tmp/1700000400.M4P4.host", "Subject: half\n", 0);
+	mo.layout = STORE_LAYOUT_AUTO;
+	ok(store_open(&st, dir, &mo) == STORE_OK, "Maildir opened (auto)");
+	if (st == NULL)
+		return;
+	store_stat(st, &count, &octets);
+	ok(count == 3, "three messages, not tmp/ nor dotfiles (%zu)", count);
+	store_uid(st, 1, &u1);
+	store_uid(st, 2, &u2);
+	store_uid(st, 3, &u3);
+	ok(strcmp(u1, "1700000100.M1P1.host") == 0 &&
+	    strcmp(u2, "1700000200.M2P2.host") == 0 &&
+	    strcmp(u3, "1700000300.M3P3.host") == 0,
+	    "delivery order, base names as ids (%s %s %s)", u1, u2, u3);
+	ok(exists("cur/1700000100.M1P1.host:2,") &&
+	    exists("cur/1700000200.M2P2.host:2,") &&
+	    !exists("new/1700000100.M1P1.host"), "new/ moved to cur/, :2,");
+	ok(exists("new/.1700000050.M0P0.host") &&
+	    exists("tmp/1700000400.M4P4.host"), "dotfile and tmp/ untouched");
+	rename_in("cur/1700000100.M1P1.host:2,", "cur/1700000100.M1P1.host:2,S");
+	ok(capture(st, 1, -1, out, &len) == STORE_OK &&
+	    memmem(out, len, "Subject: one", 12) != NULL,
+	    "RETR after a flag change");
+	ok(store_dele(st, 1) == STORE_OK, "DELE after a flag change");
+	ok(store_dele(st, 3) == STORE_OK, "DELE 3");
+	rename_in("cur/1700000100.M1P1.host:2,S",
+	    "cur/1700000100.M1P1.host:2,RS");
+	rename_in("cur/1700000300.M3P3.host:2,S",
+	    "cur/1700000300.M3P3.host:2,ST");
+	ok(store_commit(st, &removed, &failed) == STORE_OK && removed == 2 &&
+	    failed == 0, "commit removes both under their new flags (%zu %zu)",
+	    removed, failed);
+	ok(!exists("cur/1700000100.M1P1.host:2,RS") &&
+	    !exists("cur/1700000300.M3P3.host:2,ST") &&
+	    exists("cur/1700000200.M2P2.host:2,"), "exactly those removed");
+	store_close(st);
+	st = NULL;
+
+	mo.layout = STORE_LAYOUT_FLAT;
+	ok(store_open(&st, dir, &mo) == STORE_OK, "a Maildir as flat");
+	if (st != NULL) {
+		store_stat(st, &count, &octets);
+		ok(count == 0, "flat: no file at the top, no message");
+		store_close(st);
+		st = NULL;
+	}
+	clear();
+	put("a", "Subject: flat\n\n", 0);
+	mo.layout = STORE_LAYOUT_MAILDIR;
+	ok(store_open(&st, dir, &mo) == STORE_NODIR,
+	    "--layout maildir on a flat folder: NODIR");
+	ok(store_layout_of(dir, STORE_LAYOUT_AUTO) == STORE_LAYOUT_FLAT &&
+	    store_layout_of(dir, STORE_LAYOUT_MAILDIR) < 0 && errno == ENOTDIR,
+	    "store_layout_of");
+	clear();
+}
+
 int
 main(void)
 {
@@ -453,6 +546,7 @@ main(void)
 	test_order_and_uid();
 	test_exclusive();
 	test_cache();
+	test_maildir();
 	clear();
 	rmdir(dir);
 	return tap_done();
