@@ -1,5 +1,5 @@
-# pop3d and pop3c.  Plain make: all (default), check, bench, run, install,
-# uninstall, clean.  CFLAGS, CPPFLAGS and LDFLAGS are the user's to set.
+# pop3d and pop3c.  Plain make: all (default), check, fuzz, bench, run,
+# install, uninstall, clean.  CFLAGS, CPPFLAGS and LDFLAGS are the user's to set.
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -49,6 +49,17 @@ TEST_BINS = tests/test_proto tests/test_store tests/test_client tests/test_proxy
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang into
+# fuzz-build/ and run FUZZ_SECONDS each by `make fuzz`.
+FUZZ_CC ?= clang
+FUZZ_O = fuzz-build
+FUZZ_SECONDS ?= 60
+FUZZERS = reader dotstuff users session reply
+FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LINK = -fsanitize=fuzzer,address,undefined
+FUZZ_BINS = $(addprefix $(O)/tests/fuzz/fuzz_,$(FUZZERS))
+
 all: $(O)/pop3d $(O)/pop3c
 
 $(O)/pop3d: $(addprefix $(O)/,$(POP3D_OBJS))
@@ -87,11 +98,46 @@ $(O)/tests/test_proxy: tests/test_proxy.c $(O)/proxy.o tests/tap.h
 
 tests: $(addprefix $(O)/,$(TEST_BINS))
 
+# Harnesses: each links the objects it needs (built with the same flags).
+$(O)/tests/fuzz/fuzz_reader: tests/fuzz/fuzz_reader.c $(O)/proto.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(O)/tests/fuzz/fuzz_dotstuff: tests/fuzz/fuzz_dotstuff.c $(O)/proto.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(O)/tests/fuzz/fuzz_users: tests/fuzz/fuzz_users.c $(O)/users.o $(O)/log.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CRYPT_LIBS)
+
+$(O)/tests/fuzz/fuzz_session: tests/fuzz/fuzz_session.c \
+    $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
+		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS)
+
+$(O)/tests/fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c \
+    $(addprefix $(O)/,$(filter-out pop3c.o,$(POP3C_OBJS)))
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SSL_LIBS)
+
+fuzzers: $(FUZZ_BINS)
+
+# Build the harnesses (check builds them too, so a change of an interface
+# they use shows at once); `make fuzz` runs each for FUZZ_SECONDS.
+fuzz-bins:
+	$(MAKE) O=$(FUZZ_O) CC=$(FUZZ_CC) CFLAGS="$(FUZZ_FLAGS)" \
+		LDFLAGS="$(FUZZ_LINK)" fuzzers
+
+fuzz: fuzz-bins
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_O) $(FUZZERS)
+
 # The whole suite, on the normal build and then on the sanitizer build.
-check: all tests san
+check: all tests san fuzz-bins
 	tests/run.sh . san
 
-check-fast: all tests
+check-fast: all tests fuzz-bins
 	tests/run.sh .
 
 san:
@@ -137,7 +183,8 @@ uninstall:
 		$(addprefix $(DESTDIR)$(PROXYDIR)/,$(notdir $(PROXYCONF)))
 
 clean:
-	rm -rf *.o pop3d pop3c $(TEST_BINS) san run-maildrop tests/__pycache__ \
+	rm -rf *.o pop3d pop3c $(TEST_BINS) san $(FUZZ_O) run-maildrop \
+		tests/__pycache__ \
 		.pytest_cache tests/.pytest_cache
 
-.PHONY: all check check-fast san tests run bench bench-deps install uninstall clean
+.PHONY: all check check-fast san tests fuzzers fuzz-bins fuzz run bench bench-deps install uninstall clean

@@ -24,6 +24,10 @@ log_init(const char *ident, int to_stderr)
 
 static void
 vlog(int pri, const char *fmt, va_list ap, const char *err)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+vlog(int pri, const char *fmt, va_list ap, const char *err)
 {
 	char msg[1024];
 

@@ -62,6 +62,28 @@ hash_matches(const char *password, const char *hash)
 	return ok;
 }
 
+enum users_line
+users_parse_line(char *line, struct users_entry *e)
+{
+	char *colon, *colon2;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	if (line[0] == '\0' || line[0] == '#')
+		return USERS_LINE_SKIP;
+	if ((colon = strchr(line, ':')) == NULL || colon[1] == '\0' ||
+	    colon[1] == ':')
+		return USERS_LINE_MALFORMED;
+	*colon = '\0';
+	if (!users_valid_name(line))
+		return USERS_LINE_BADNAME;
+	if ((colon2 = strchr(colon + 1, ':')) != NULL)
+		*colon2++ = '\0';
+	e->name = line;
+	e->hash = colon + 1;
+	e->maildrop = colon2 != NULL && *colon2 != '\0' ? colon2 : NULL;
+	return USERS_LINE_ENTRY;
+}
+
 enum users_result
 users_check(const char *file, const char *name, const char *password,
     const char *base, char *maildrop, size_t len)
@@ -76,7 +98,7 @@ users_check(const char *file, const char *name, const char *password,
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		size_t n = strlen(line);
-		char *colon, *colon2;
+		struct users_entry e;
 
 		lineno++;
 		if (n > 0 && line[n - 1] != '\n' && !feof(f)) {
@@ -87,25 +109,22 @@ users_check(const char *file, const char *name, const char *password,
 				;
 			continue;
 		}
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '\0' || line[0] == '#')
+		switch (users_parse_line(line, &e)) {
+		case USERS_LINE_SKIP:
 			continue;
-		if ((colon = strchr(line, ':')) == NULL || colon[1] == '\0' ||
-		    colon[1] == ':') {
+		case USERS_LINE_MALFORMED:
 			log_warnx("%s:%d: malformed line, skipped", file, lineno);
 			continue;
-		}
-		*colon = '\0';
-		if (!users_valid_name(line)) {
+		case USERS_LINE_BADNAME:
 			log_warnx("%s:%d: bad user name, skipped", file, lineno);
 			continue;
+		case USERS_LINE_ENTRY:
+			break;
 		}
-		if (strcmp(line, name) != 0)
+		if (strcmp(e.name, name) != 0)
 			continue;
-		if ((colon2 = strchr(colon + 1, ':')) != NULL)
-			*colon2++ = '\0';
-		hash = strdup(colon + 1);
-		drop = colon2 && *colon2 ? strdup(colon2) : NULL;
+		hash = strdup(e.hash);
+		drop = e.maildrop ? strdup(e.maildrop) : NULL;
 		found = 1;
 		break;
 	}

@@ -20,6 +20,26 @@ enum users_result {
  * characters, no '/', ':' or space, not starting with '.'. */
 int	users_valid_name(const char *name);
 
+/* One entry of the file; the strings point into the parsed line. */
+struct users_entry {
+	char	*name;
+	char	*hash;		/* never empty */
+	char	*maildrop;	/* NULL when not given */
+};
+
+enum users_line {
+	USERS_LINE_ENTRY,	/* e filled in */
+	USERS_LINE_SKIP,	/* empty or a comment */
+	USERS_LINE_MALFORMED,	/* no hash field */
+	USERS_LINE_BADNAME	/* the name fails users_valid_name */
+};
+
+/*
+ * Parse one line of the file in place (its CR and LF, if any, are cut
+ * first): "name:hash[:maildrop]".  An empty maildrop field counts as none.
+ */
+enum users_line users_parse_line(char *line, struct users_entry *e);
+
 /*
  * Check name and password against file.  On USERS_OK, maildrop receives
  * the user's maildrop: the third field if given, else base/name.  An

@@ -7,7 +7,8 @@ BUILD="build-essential pkg-config libsystemd-dev libreadline-dev libssl-dev
  libcrypt-dev"
 TEST="python3 python3-pytest python3-pytest-timeout curl fetchmail tmux
  xinetd systemd netcat-openbsd openssl procps iproute2 whois util-linux man-db
- gdb nginx libnginx-mod-mail haproxy procmail dovecot-core getmail6"
+ gdb nginx libnginx-mod-mail haproxy procmail dovecot-core getmail6
+ clang libclang-rt-14-dev"
 PKGS=$BUILD
 [ "${1:-}" = "--build" ] || PKGS="$BUILD $TEST"
 export DEBIAN_FRONTEND=noninteractive
