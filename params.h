@@ -66,6 +66,11 @@
  * must not hold its memory while idle. */
 #define SNAP_MAX_BYTES		(8 * 1024 * 1024)
 
+/* A maildrop index file: 80 octets a message plus its name.  A maildrop
+ * whose index would be larger (some 2.5 million messages) is served
+ * without one; a larger file is not read. */
+#define INDEX_MAX_BYTES		(256 * 1024 * 1024)
+
 /* A failed login is answered this long after it began, whatever the
  * cause, so a wrong name and a wrong password look alike. */
 #define AUTH_FAIL_DELAY_MS	500

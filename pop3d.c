@@ -27,6 +27,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "index.h"
 #include "listen.h"
 #include "log.h"
 #include "params.h"
@@ -62,6 +63,9 @@ static const char usage_text[] =
 "  -R, --proxy-from CIDR[,CIDR...]\n"
 "                            require a PROXY protocol v1/v2 header from these\n"
 "                            sources (HAProxy, nginx) and use its address\n"
+"  -I, --index-dir DIR       keep maildrop indexes (sizes) in DIR; '' for\n"
+"                            none (default: $CACHE_DIRECTORY, else\n"
+"                            /var/cache/pop3d, else ~/.cache/pop3d)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n";
 
@@ -83,6 +87,7 @@ static const struct option longopts[] = {
 	{ "allow-plaintext",	no_argument,	   NULL, 'P' },
 	{ "user",		required_argument, NULL, 'U' },
 	{ "proxy-from",		required_argument, NULL, 'R' },
+	{ "index-dir",		required_argument, NULL, 'I' },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
@@ -181,6 +186,8 @@ main(int argc, char *argv[])
 	struct session_cfg cfg;
 	struct stat sb;
 	const char *port = NULL, *cert = NULL, *key = NULL, *user = NULL;
+	const char *index_dir = NULL;
+	char index_path[PATH_MAX];
 	char err[512];
 	int fds[LISTEN_MAXFDS], nfds, conn, c, max_sessions = MAX_SESSIONS_DEFAULT;
 	int max_per_source = -1;
@@ -193,7 +200,7 @@ main(int argc, char *argv[])
 	cfg.store.max_messages = STORE_MAX_MESSAGES;
 	cfg.stop = &never;
 
-	while ((c = getopt_long(argc, argv, "t:L:m:S:l:o:xw:DM:u:c:k:TPU:R:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:L:m:S:l:o:xw:DM:u:c:k:TPU:R:I:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			cfg.timeout = number_arg("--timeout", optarg, 1, 86400);
@@ -268,6 +275,9 @@ main(int argc, char *argv[])
 				die(EX_USAGE, "%s", err);
 			cfg.proxy_from = &proxy_from;
 			break;
+		case 'I':
+			index_dir = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return EX_OK;
@@ -332,6 +342,9 @@ main(int argc, char *argv[])
 		log_init("pop3d", port != NULL && nfds > 0);
 		log_warnx("running as root; consider --user NAME");
 	}
+	/* As the user that serves: the index is written as that user. */
+	cfg.store.index_fd = index_dir_open(index_dir, index_path,
+	    sizeof(index_path));
 	if (conn >= 0) {
 		log_init("pop3d", 0);
 		one_session(conn, conn, &cfg);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "index.h"
 #include "log.h"
 #include "maildir.h"
 #include "params.h"
@@ -32,8 +33,9 @@ struct msg {
 	dev_t		 dev;
 	ino_t		 ino;
 	off_t		 fsize;		/* bytes in the file */
-	struct timespec	 mtime;
+	struct timespec	 mtime, ctime;
 	uint64_t	 size;		/* bytes on the wire */
+	uint32_t	 flags;		/* INDEX_PLAIN */
 	int		 deleted;
 	int		 removed;	/* unlinked already (delete_now) */
 	enum maildir_sub sub;		/* Maildir: in new/ or cur/ */
@@ -48,6 +50,7 @@ struct store_msg {
 
 struct store {
 	int		 dirfd;
+	struct stat	 dsb;		/* the maildrop directory at scan */
 	int		 locked;	/* exclusive lock held all session */
 	int		 borrowed;	/* names belong to the dir snapshot */
 	int		 maildir;	/* a Maildir: md is open */
@@ -250,12 +253,25 @@ same_file(const struct stat *sb, const struct msg *m)
 	    ts_eq(sb->st_mtim, m->mtime);
 }
 
-/* A message was found changed: the directory listing may be stale. */
+/* Not even its inode changed: a file rewritten in place with its size and
+ * mtime put back still has a new ctime.  (A Maildir reader's renames move
+ * the ctime too: there identity is as for removal.) */
+static int
+unchanged(const struct store *st, const struct stat *sb, const struct msg *m)
+{
+	return same_file(sb, m) &&
+	    (st->maildir || ts_eq(sb->st_ctim, m->ctime));
+}
+
+/* A message was found changed: the directory listing may be stale, and
+ * so may the index (a file changed in place does not touch the folder). */
 static void
 snap_drop(struct store *st)
 {
 	if (st->opts.cache != NULL)
 		st->opts.cache->snap.valid = 0;
+	if (!st->maildir)
+		index_drop(st->opts.index_fd, &st->dsb);
 }
 
 /* The directory m's name is relative to. */
@@ -345,7 +361,7 @@ msg_open(struct store *st, struct msg *m, enum store_status *why)
 		close(fd);
 		return -1;
 	}
-	if (!same_file(&sb, m)) {
+	if (!unchanged(st, &sb, m)) {
 		*why = STORE_GONE;
 		snap_drop(st);
 		close(fd);
@@ -380,8 +396,9 @@ file_wire_size(struct store *st, int fd, const char *name, uint64_t *size)
  */
 static int
 scan_entry(struct store *st, int dirfd, enum maildir_sub sub,
-    const struct dirent *de, struct msg *m)
+    const struct dirent *de, struct msg *m, struct index *ix)
 {
+	const struct index_rec *ir;
 	struct stat sb;
 	int fd;
 
@@ -399,10 +416,14 @@ scan_entry(struct store *st, int dirfd, enum maildir_sub sub,
 	m->ino = sb.st_ino;
 	m->fsize = sb.st_size;
 	m->mtime = sb.st_mtim;
+	m->ctime = sb.st_ctim;
 	m->sub = sub;
 	if ((m->name = strdup(de->d_name)) == NULL)
 		return log_warn("strdup");
-	if (!cache_get(st->opts.cache, &sb, &m->size)) {
+	if ((ir = index_find(ix, &sb)) != NULL) {
+		m->size = ir->size;
+		m->flags = ir->flags;
+	} else if (!cache_get(st->opts.cache, &sb, &m->size)) {
 		enum store_status why;
 		int r;
 
@@ -519,6 +540,14 @@ snap_use(struct store *st, const struct stat *dsb)
 	return 1;
 }
 
+/* The directory had not changed for a second when the listing began. */
+static int
+settled(const struct stat *dsb, const struct timespec *t0)
+{
+	return dsb->st_mtim.tv_sec + 1 < t0->tv_sec &&
+	    dsb->st_ctim.tv_sec + 1 < t0->tv_sec;
+}
+
 /* Keep the fresh listing as the snapshot if the directory had settled. */
 static void
 snap_keep(struct store *st, const struct stat *dsb, const struct timespec *t0)
@@ -535,8 +564,7 @@ snap_keep(struct store *st, const struct stat *dsb, const struct timespec *t0)
 		return;
 	/* Changed within the last second: a change in the same tick of the
 	 * coarse file system clock might leave mtime as it is. */
-	if (dsb->st_mtim.tv_sec + 1 >= t0->tv_sec ||
-	    dsb->st_ctim.tv_sec + 1 >= t0->tv_sec)
+	if (!settled(dsb, t0))
 		return;
 	sn = &c->snap;
 	snap_clear(sn);
@@ -559,7 +587,8 @@ snap_keep(struct store *st, const struct stat *dsb, const struct timespec *t0)
  * of a Maildir (sub).  *cap is the room in st->msgs.
  */
 static enum store_status
-scan_dir(struct store *st, int dirfd, enum maildir_sub sub, size_t *cap)
+scan_dir(struct store *st, int dirfd, enum maildir_sub sub, size_t *cap,
+    struct index *ix)
 {
 	struct dirent *de;
 	DIR *d;
@@ -587,7 +616,7 @@ scan_dir(struct store *st, int dirfd, enum maildir_sub sub, size_t *cap)
 		if (st->maildir && (!maildir_is_msg_name(de->d_name) ||
 		    (sub == MAILDIR_NEW && !new_entry(st, de))))
 			continue;
-		if ((r = scan_entry(st, dirfd, sub, de, &m)) < 0)
+		if ((r = scan_entry(st, dirfd, sub, de, &m, ix)) < 0)
 			goto fail;
 		if (r == 0)
 			continue;
@@ -625,20 +654,85 @@ fail:
 	return STORE_IOERR;
 }
 
+/* The listing from an index that is current. */
+static enum store_status
+from_index(struct store *st, const struct index *ix)
+{
+	size_t i, n = index_count(ix);
+
+	if (n > st->opts.max_messages) {
+		log_warnx("maildrop holds more than %zu messages: refused",
+		    st->opts.max_messages);
+		return STORE_TOOBIG;
+	}
+	if ((st->msgs = calloc(n ? n : 1, sizeof(*st->msgs))) == NULL) {
+		log_warn("calloc");
+		return STORE_IOERR;
+	}
+	for (i = 0; i < n; i++) {
+		const struct index_rec *r = index_rec(ix, i);
+		struct msg *m = &st->msgs[i];
+
+		if ((m->name = strdup(r->name)) == NULL) {
+			log_warn("strdup");
+			return STORE_IOERR;	/* store_close frees st->n */
+		}
+		st->n++;
+		m->dev = r->dev;
+		m->ino = r->ino;
+		m->fsize = r->fsize;
+		m->mtime = r->mtime;
+		m->ctime = r->ctime;
+		m->size = r->size;
+		m->flags = r->flags;
+	}
+	return STORE_OK;
+}
+
+/* Write the fresh listing (in directory order) to the index. */
+static void
+save_index(struct store *st, const struct stat *dsb, const struct timespec *t0)
+{
+	struct index_rec *recs;
+	size_t i;
+
+	if (st->opts.index_fd < 0)
+		return;
+	if ((recs = calloc(st->n ? st->n : 1, sizeof(*recs))) == NULL) {
+		log_warn("calloc");
+		return;
+	}
+	for (i = 0; i < st->n; i++) {
+		const struct msg *m = &st->msgs[i];
+
+		recs[i].dev = m->dev;
+		recs[i].ino = m->ino;
+		recs[i].fsize = m->fsize;
+		recs[i].mtime = m->mtime;
+		recs[i].ctime = m->ctime;
+		recs[i].size = m->size;
+		recs[i].flags = m->flags;
+		recs[i].name = m->name;
+	}
+	index_save(st->opts.index_fd, dsb, settled(dsb, t0), recs, st->n);
+	free(recs);
+}
+
 static enum store_status
 scan(struct store *st)
 {
 	struct stat dsb;
 	struct timespec t0;
+	struct index *ix;
 	enum store_status r;
 	size_t cap = 0;
 
 	if (st->maildir) {
 		/* new/ first: what moves to cur/ is then listed there. */
 		if ((r = scan_dir(st, st->md.fd[MAILDIR_NEW], MAILDIR_NEW,
-		    &cap)) != STORE_OK ||
+		    &cap, NULL)) != STORE_OK ||
 		    (r = scan_dir(st, st->md.fd[MAILDIR_CUR], MAILDIR_CUR,
-		    &cap)) != STORE_OK)
+		    &cap, NULL)) != STORE_OK)
 			return r;
 		if (st->n > 1) {
 			qsort(st->msgs, st->n, sizeof(*st->msgs), delivery_cmp);
@@ -651,9 +745,17 @@ scan(struct store *st)
 		log_warn("fstat maildrop");
 		return STORE_IOERR;
 	}
+	st->dsb = dsb;
 	if (snap_use(st, &dsb))
 		return STORE_OK;
-	if ((r = scan_dir(st, st->dirfd, 0, &cap)) != STORE_OK)
+	ix = index_load(st->opts.index_fd, &dsb);
+	if (ix != NULL && index_current(ix, &dsb)) {
+		/* Unchanged since the index was made: no file is looked at. */
+		r = from_index(st, ix);
+	} else if ((r = scan_dir(st, st->dirfd, 0, &cap, ix)) == STORE_OK)
+		save_index(st, &dsb, &t0);
+	index_free(ix);
+	if (r != STORE_OK)
 		return r;
 	if (st->opts.order == STORE_ORDER_ARRIVAL && st->n > 1)
 		qsort(st->msgs, st->n, sizeof(*st->msgs), arrival_cmp);

@@ -56,6 +56,7 @@ struct store_opts {
 	int			 lock_wait;	/* seconds, with exclusive */
 	int			 delete_now;	/* unlink at DELE */
 	size_t			 max_messages;	/* refuse larger maildrops; 0: default */
+	int			 index_fd;	/* index folder (index.h); -1: none */
 	struct store_cache	*cache;
 };
 

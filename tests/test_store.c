@@ -538,6 +538,7 @@ main(void)
 	}
 	log_init("test_store", 1);
 	opts.order = STORE_ORDER_DIRECTORY;
+	opts.index_fd = -1;
 	test_scan();
 	test_numbers_fixed();
 	test_send();

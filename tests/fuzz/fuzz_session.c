@@ -200,6 +200,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.store.delete_now = (flags & 2) != 0;
 	cfg.store.cache = flags & 8 ? cache : NULL;
 	cfg.store.max_messages = flags & 16 ? 4 : 0;
+	cfg.store.index_fd = -1;		/* no index: each run starts cold */
 	peer_from_fd(&peer, sv[0]);
 	session_run(sv[0], outfd, &cfg, &peer);
 

@@ -1,0 +1,460 @@
+/*
+ * index.c: the maildrop index (see index.h).  Called by store.c, and by
+ * pop3d.c to pick the folder once at start.
+ *
+ * The file: a header, n fixed records, then the names (each NUL-ended).
+ * Native byte order (the header says which); a 64-bit checksum over
+ * everything after the checksum field.  Bounded: at most
+ * STORE_MAX_MESSAGES records and INDEX_MAX_BYTES in all.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "log.h"
+#include "params.h"
+
+#define INDEX_MAGIC	"pop3dIX"	/* 8 bytes with the NUL */
+#define INDEX_VERSION	1
+#define INDEX_ORDER	0x01020304u
+
+struct disk_head {
+	char		magic[8];
+	uint32_t	version;
+	uint32_t	order;		/* INDEX_ORDER as written */
+	uint64_t	sum;		/* checksum of all bytes after it */
+	uint64_t	md_dev, md_ino;
+	int64_t		md_mtime_s, md_mtime_ns, md_ctime_s, md_ctime_ns;
+	uint32_t	settled;
+	uint32_t	nrec;
+	uint64_t	names;		/* bytes of names after the records */
+};
+
+struct disk_rec {
+	uint64_t	dev, ino, fsize;
+	int64_t		mtime_s, mtime_ns, ctime_s, ctime_ns;
+	uint64_t	size;
+	uint32_t	flags;
+	uint32_t	name;		/* offset in the names */
+};
+
+struct index {
+	struct disk_head h;
+	struct index_rec *recs;
+	size_t		 n;
+	size_t		*byino;		/* record numbers by inode, made on use */
+	char		*buf;		/* the file as read */
+};
+
+/* Word-at-a-time checksum (not cryptographic: it finds torn and damaged
+ * files, the owner check keeps out others' files). */
+static uint64_t
+checksum(const char *p, size_t n)
+{
+	uint64_t h = 0x9E3779B97F4A7C15ULL ^ n, w;
+
+	while (n >= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 31;
+		p += 8;
+		n -= 8;
+	}
+	w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ w) * 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+static int
+file_name(char *buf, size_t len, const struct stat *md)
+{
+	int k;
+
+	k = snprintf(buf, len, "md-%" PRIx64 "-%" PRIx64,
+	    (uint64_t)md->st_dev, (uint64_t)md->st_ino);
+	return (k < 0 || (size_t)k >= len) ? -1 : 0;
+}
+
+/* A usable index folder: a directory we can write in. */
+static int
+try_dir(const char *path, int create)
+{
+	struct stat sb;
+	int fd;
+
+	if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -1;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) < 0 || faccessat(fd, ".", W_OK | X_OK,
+	    AT_EACCESS) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+index_dir_open(const char *dir, char *path, size_t len)
+{
+	const char *env, *home;
+	char buf[PATH_MAX];
+	int fd, k;
+
+	path[0] = '\0';
+	if (dir != NULL) {
+		if (dir[0] == '\0')
+			return -1;
+		if ((fd = try_dir(dir, 0)) < 0) {
+			log_warn("index folder %s unusable, serving without an "
+			    "index", dir);
+			return -1;
+		}
+		snprintf(path, len, "%s", dir);
+		return fd;
+	}
+	if ((env = getenv("CACHE_DIRECTORY")) != NULL && env[0] != '\0') {
+		/* systemd joins several with ':'; the first is ours. */
+		k = snprintf(buf, sizeof(buf), "%.*s", (int)strcspn(env, ":"),
+		    env);
+		if (k > 0 && (size_t)k < sizeof(buf) &&
+		    (fd = try_dir(buf, 0)) >= 0)
+			goto found;
+	}
+	if ((fd = try_dir("/var/cache/pop3d", 1)) >= 0) {
+		snprintf(buf, sizeof(buf), "/var/cache/pop3d");
+		goto found;
+	}
+	if ((env = getenv("XDG_CACHE_HOME")) != NULL && env[0] == '/')
+		k = snprintf(buf, sizeof(buf), "%s/pop3d", env);
+	else if ((home = getenv("HOME")) != NULL && home[0] == '/') {
+		k = snprintf(buf, sizeof(buf), "%s/.cache", home);
+		if (k > 0 && (size_t)k < sizeof(buf))
+			(void)mkdir(buf, 0700);
+		k = snprintf(buf, sizeof(buf), "%s/.cache/pop3d", home);
+	} else
+		return -1;
+	if (k < 0 || (size_t)k >= sizeof(buf) || (fd = try_dir(buf, 1)) < 0)
+		return -1;
+found:
+	snprintf(path, len, "%s", buf);
+	return fd;
+}
+
+static int
+read_all(int fd, char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = read(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Check the file in ix->buf (len bytes) and fill in the records. */
+static int
+parse(struct index *ix, size_t len, const struct stat *md)
+{
+	const struct disk_head *h = &ix->h;
+	const struct disk_rec *dr;
+	const char *names;
+	size_t i, hs = offsetof(struct disk_head, sum) + sizeof(h->sum);
+
+	if (len < sizeof(*h))
+		return -1;
+	memcpy(&ix->h, ix->buf, sizeof(ix->h));
+	if (memcmp(h->magic, INDEX_MAGIC, sizeof(h->magic)) != 0 ||
+	    h->version != INDEX_VERSION || h->order != INDEX_ORDER ||
+	    h->md_dev != (uint64_t)md->st_dev ||
+	    h->md_ino != (uint64_t)md->st_ino ||
+	    h->nrec > STORE_MAX_MESSAGES || h->names > INDEX_MAX_BYTES ||
+	    len != sizeof(*h) + h->nrec * sizeof(*dr) + h->names ||
+	    checksum(ix->buf + hs, len - hs) != h->sum)
+		return -1;
+	if (h->names > 0 && ix->buf[len - 1] != '\0')
+		return -1;
+	dr = (const struct disk_rec *)(ix->buf + sizeof(*h));
+	names = (const char *)(dr + h->nrec);
+	if ((ix->recs = calloc(h->nrec ? h->nrec : 1, sizeof(*ix->recs))) ==
+	    NULL)
+		return log_warn("calloc");
+	for (i = 0; i < h->nrec; i++) {
+		struct index_rec *r = &ix->recs[i];
+		struct disk_rec d;
+
+		memcpy(&d, &dr[i], sizeof(d));
+		if (d.name >= h->names || names[d.name] == '\0')
+			return -1;
+		r->dev = d.dev;
+		r->ino = d.ino;
+		r->fsize = d.fsize;
+		r->mtime.tv_sec = d.mtime_s;
+		r->mtime.tv_nsec = d.mtime_ns;
+		r->ctime.tv_sec = d.ctime_s;
+		r->ctime.tv_nsec = d.ctime_ns;
+		r->size = d.size;
+		r->flags = d.flags;
+		r->name = names + d.name;
+	}
+	ix->n = h->nrec;
+	return 0;
+}
+
+struct index *
+index_load(int idxfd, const struct stat *md)
+{
+	struct index *ix;
+	struct stat sb;
+	char name[64];
+	int fd;
+
+	if (idxfd < 0 || file_name(name, sizeof(name), md) < 0)
+		return NULL;
+	fd = openat(idxfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			log_warn("index %s", name);
+		return NULL;
+	}
+	/* Only our own regular file of a sane size: a file someone else can
+	 * write could lie about sizes. */
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    sb.st_uid != geteuid() || (sb.st_mode & 022) != 0 ||
+	    sb.st_size < (off_t)sizeof(struct disk_head) ||
+	    sb.st_size > INDEX_MAX_BYTES) {
+		close(fd);
+		return NULL;
+	}
+	if ((ix = calloc(1, sizeof(*ix))) == NULL ||
+	    (ix->buf = malloc(sb.st_size)) == NULL) {
+		log_warn("malloc");
+		free(ix);
+		close(fd);
+		return NULL;
+	}
+	if (read_all(fd, ix->buf, sb.st_size) < 0 ||
+	    parse(ix, sb.st_size, md) < 0) {
+		close(fd);
+		index_free(ix);
+		return NULL;
+	}
+	close(fd);
+	return ix;
+}
+
+void
+index_free(struct index *ix)
+{
+	if (ix == NULL)
+		return;
+	free(ix->recs);
+	free(ix->byino);
+	free(ix->buf);
+	free(ix);
+}
+
+size_t
+index_count(const struct index *ix)
+{
+	return ix->n;
+}
+
+const struct index_rec *
+index_rec(const struct index *ix, size_t i)
+{
+	return &ix->recs[i];
+}
+
+static int
+ts_eq(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+int
+index_current(const struct index *ix, const struct stat *md)
+{
+	return ix->h.settled && ix->h.md_mtime_s == md->st_mtim.tv_sec &&
+	    ix->h.md_mtime_ns == md->st_mtim.tv_nsec &&
+	    ix->h.md_ctime_s == md->st_ctim.tv_sec &&
+	    ix->h.md_ctime_ns == md->st_ctim.tv_nsec;
+}
+
+static int
+ino_cmp(const void *a, const void *b, void *arg)
+{
+	const struct index_rec *r = arg;
+	uint64_t x = r[*(const size_t *)a].ino, y = r[*(const size_t *)b].ino;
+
+	return x < y ? -1 : x > y;
+}
+
+const struct index_rec *
+index_find(struct index *ix, const struct stat *sb)
+{
+	size_t lo = 0, hi, i;
+
+	if (ix == NULL || ix->n == 0)
+		return NULL;
+	if (ix->byino == NULL) {
+		if ((ix->byino = reallocarray(NULL, ix->n,
+		    sizeof(*ix->byino))) == NULL)
+			return NULL;
+		for (i = 0; i < ix->n; i++)
+			ix->byino[i] = i;
+		qsort_r(ix->byino, ix->n, sizeof(*ix->byino), ino_cmp,
+		    ix->recs);
+	}
+	hi = ix->n;
+	while (lo < hi) {
+		i = lo + (hi - lo) / 2;
+		if (ix->recs[ix->byino[i]].ino < (uint64_t)sb->st_ino)
+			lo = i + 1;
+		else
+			hi = i;
+	}
+	for (; lo < ix->n; lo++) {
+		const struct index_rec *r = &ix->recs[ix->byino[lo]];
+
+		if (r->ino != (uint64_t)sb->st_ino)
+			break;
+		if (r->dev == (uint64_t)sb->st_dev &&
+		    r->fsize == (uint64_t)sb->st_size &&
+		    ts_eq(r->mtime, sb->st_mtim) && ts_eq(r->ctime, sb->st_ctim))
+			return r;
+	}
+	return NULL;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int
+index_save(int idxfd, const struct stat *md, int settled,
+    const struct index_rec *recs, size_t n)
+{
+	struct disk_head h;
+	struct disk_rec *dr;
+	char name[64], tmp[96], *buf, *names;
+	size_t i, namebytes = 0, len, hs;
+	int fd, k;
+
+	if (idxfd < 0 || file_name(name, sizeof(name), md) < 0)
+		return -1;
+	if (n > STORE_MAX_MESSAGES)
+		return -1;
+	for (i = 0; i < n; i++)
+		namebytes += strlen(recs[i].name) + 1;
+	len = sizeof(h) + n * sizeof(*dr) + namebytes;
+	if (len > INDEX_MAX_BYTES)
+		return -1;	/* too large to keep: served without */
+	if ((buf = malloc(len)) == NULL)
+		return log_warn("malloc");
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, INDEX_MAGIC, sizeof(h.magic));
+	h.version = INDEX_VERSION;
+	h.order = INDEX_ORDER;
+	h.md_dev = md->st_dev;
+	h.md_ino = md->st_ino;
+	h.md_mtime_s = md->st_mtim.tv_sec;
+	h.md_mtime_ns = md->st_mtim.tv_nsec;
+	h.md_ctime_s = md->st_ctim.tv_sec;
+	h.md_ctime_ns = md->st_ctim.tv_nsec;
+	h.settled = settled != 0;
+	h.nrec = n;
+	h.names = namebytes;
+	dr = (struct disk_rec *)(buf + sizeof(h));
+	names = (char *)(dr + n);
+	for (i = 0, namebytes = 0; i < n; i++) {
+		struct disk_rec d;
+		size_t nl = strlen(recs[i].name) + 1;
+
+		memset(&d, 0, sizeof(d));
+		d.dev = recs[i].dev;
+		d.ino = recs[i].ino;
+		d.fsize = recs[i].fsize;
+		d.mtime_s = recs[i].mtime.tv_sec;
+		d.mtime_ns = recs[i].mtime.tv_nsec;
+		d.ctime_s = recs[i].ctime.tv_sec;
+		d.ctime_ns = recs[i].ctime.tv_nsec;
+		d.size = recs[i].size;
+		d.flags = recs[i].flags;
+		d.name = namebytes;
+		memcpy(&dr[i], &d, sizeof(d));
+		memcpy(names + namebytes, recs[i].name, nl);
+		namebytes += nl;
+	}
+	memcpy(buf, &h, sizeof(h));
+	hs = offsetof(struct disk_head, sum) + sizeof(h.sum);
+	h.sum = checksum(buf + hs, len - hs);
+	memcpy(buf + offsetof(struct disk_head, sum), &h.sum, sizeof(h.sum));
+
+	k = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", name, (long)getpid());
+	if (k < 0 || (size_t)k >= sizeof(tmp)) {
+		free(buf);
+		return -1;
+	}
+	fd = openat(idxfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(buf);
+		return log_warn("index %s", tmp);
+	}
+	if (write_all(fd, buf, len) < 0) {
+		log_warn("write index %s", tmp);
+		close(fd);
+		unlinkat(idxfd, tmp, 0);
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	if (close(fd) < 0 || renameat(idxfd, tmp, idxfd, name) < 0) {
+		log_warn("index %s", name);
+		unlinkat(idxfd, tmp, 0);
+		return -1;
+	}
+	return 0;
+}
+
+void
+index_drop(int idxfd, const struct stat *md)
+{
+	char name[64];
+
+	if (idxfd < 0 || file_name(name, sizeof(name), md) < 0)
+		return;
+	if (unlinkat(idxfd, name, 0) < 0 && errno != ENOENT)
+		log_warn("remove index %s", name);
+}
