@@ -600,6 +600,23 @@ client_tls_describe(struct client_conn *c)
 	return tls_describe(&c->io);
 }
 
+int
+client_tls_info(struct client_conn *c, char *buf, size_t cap)
+{
+	char raw[2048], *p;
+
+	if (!c->tls_on || tls_peer_info(&c->io, raw, sizeof(raw)) < 0)
+		return -1;
+	/* Names in a certificate are the server's bytes too. */
+	for (p = raw; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\n')
+			*p = '?';
+		else if ((unsigned char)*p == 0x7f)
+			*p = '?';
+	snprintf(buf, cap, "%s", raw);
+	return 0;
+}
+
 void
 client_end(struct client_conn *c)
 {

@@ -177,6 +177,11 @@ int	client_tls_start(struct client_conn *c, const char *host,
 /* Protocol and cipher of the TLS layer ("TLSv1.3 ..."). */
 const char *client_tls_describe(struct client_conn *c);
 
+/* Several lines on the TLS layer: protocol, cipher, the server
+ * certificate's subject, issuer, validity and SHA-256 fingerprint, made
+ * safe to show.  0, or -1 when TLS is not on. */
+int	client_tls_info(struct client_conn *c, char *buf, size_t cap);
+
 /* End TLS (close_notify) and free the TLS context; the fds stay open. */
 void	client_end(struct client_conn *c);
 

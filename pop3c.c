@@ -78,8 +78,8 @@ enum multi {
 /* What pop3c itself does around a command. */
 enum action {
 	A_SEND,			/* just send it */
-	A_HELP,			/* local: print the command list */
-	A_STLS,			/* refused locally: no TLS yet */
+	A_LOCAL,		/* answered by pop3c: the entry's handler */
+	A_STLS,			/* send, then the TLS handshake */
 	A_USER,
 	A_PASS,			/* never in history; bare PASS asks */
 	A_AUTH,			/* never in history: may hold credentials */
@@ -91,6 +91,8 @@ enum action {
 	A_QUIT
 };
 
+struct client;
+
 struct cmd {
 	const char	*name;
 	enum argkind	 arg;
@@ -99,42 +101,60 @@ struct cmd {
 	int		 complete;	/* offered by tab completion */
 	const char	*usage;
 	const char	*help;
+	/* A_LOCAL: run it; 0 to go on, 1 to end pop3c, -1 (said) */
+	int		(*local)(struct client *, const char *args);
 };
+
+static int	cmd_help(struct client *, const char *);
+static int	cmd_exit(struct client *, const char *);
+static int	cmd_reconnect(struct client *, const char *);
+static int	cmd_tls(struct client *, const char *);
 
 static const struct cmd cmds[] = {
 	{ "USER", ARG_TEXT, M_ONE, A_USER, 1, "USER name",
-	    "give the mailbox (user) name" },
+	    "give the mailbox (user) name", NULL },
 	{ "PASS", ARG_TEXT, M_ONE, A_PASS, 1, "PASS [password]",
-	    "give the password; asked without echo when left out" },
+	    "give the password; asked without echo when left out", NULL },
 	{ "APOP", ARG_TEXT, M_ONE, A_SEND, 1, "APOP name digest",
-	    "log in with an MD5 digest (RFC 1939 section 7)" },
+	    "log in with an MD5 digest (RFC 1939 section 7)", NULL },
 	{ "AUTH", ARG_TEXT, M_ONE, A_AUTH, 1, "AUTH mechanism [response]",
-	    "log in with SASL (RFC 5034)" },
+	    "log in with SASL (RFC 5034)", NULL },
 	{ "STAT", ARG_NONE, M_ONE, A_STAT, 1, "STAT",
-	    "show the number of messages and their total size" },
+	    "show the number of messages and their total size", NULL },
 	{ "LIST", ARG_MSG_OPT, M_NOARG, A_LIST, 1, "LIST [n]",
-	    "show the size of every message, or of message n" },
+	    "show the size of every message, or of message n", NULL },
 	{ "UIDL", ARG_MSG_OPT, M_NOARG, A_SEND, 1, "UIDL [n]",
-	    "show the unique-id of every message, or of message n" },
+	    "show the unique-id of every message, or of message n", NULL },
 	{ "RETR", ARG_MSG, M_ALWAYS, A_RETR, 1, "RETR n",
-	    "show message n and save it in the download folder" },
+	    "show message n and save it in the download folder", NULL },
 	{ "TOP", ARG_MSG_LINES, M_ALWAYS, A_SEND, 1, "TOP n k",
-	    "show the header and the first k body lines of message n" },
+	    "show the header and the first k body lines of message n", NULL },
 	{ "DELE", ARG_MSG, M_ONE, A_DELE, 1, "DELE n",
-	    "mark message n for deletion at QUIT" },
+	    "mark message n for deletion at QUIT", NULL },
 	{ "RSET", ARG_NONE, M_ONE, A_RSET, 1, "RSET",
-	    "unmark all messages marked for deletion" },
+	    "unmark all messages marked for deletion", NULL },
 	{ "NOOP", ARG_NONE, M_ONE, A_SEND, 1, "NOOP",
-	    "do nothing (keeps the session alive)" },
+	    "do nothing (keeps the session alive)", NULL },
 	{ "CAPA", ARG_NONE, M_ALWAYS, A_SEND, 1, "CAPA",
-	    "list the server's capabilities" },
-	/* Not offered by completion: "ST" then completes to STAT at once. */
-	{ "STLS", ARG_NONE, M_ONE, A_STLS, 0, "STLS",
-	    "switch the connection to TLS (RFC 2595)" },
+	    "list the server's capabilities", NULL },
+	{ "STLS", ARG_NONE, M_ONE, A_STLS, 1, "STLS",
+	    "switch the connection to TLS (RFC 2595)", NULL },
 	{ "QUIT", ARG_NONE, M_ONE, A_QUIT, 1, "QUIT",
-	    "delete the marked messages, end the session and exit" },
-	{ "HELP", ARG_NONE, M_ONE, A_HELP, 1, "help",
-	    "show this list (answered by pop3c, not sent)" },
+	    "delete the marked messages, end the session and exit", NULL },
+	/* Answered by pop3c itself (completed in lower case). */
+	{ "HELP", ARG_TEXT, M_ONE, A_LOCAL, 1, "help [command]",
+	    "show this list, or what a command does", cmd_help },
+	{ "?", ARG_TEXT, M_ONE, A_LOCAL, 0, "? [command]",
+	    "the same as help", cmd_help },
+	{ "EXIT", ARG_NONE, M_ONE, A_LOCAL, 1, "exit",
+	    "QUIT if connected, then leave pop3c", cmd_exit },
+	{ "RECONNECT", ARG_NONE, M_ONE, A_LOCAL, 1, "reconnect",
+	    "open a new session with the same options (and -u login)",
+	    cmd_reconnect },
+	{ "CONNECT", ARG_NONE, M_ONE, A_LOCAL, 0, "connect",
+	    "the same as reconnect", cmd_reconnect },
+	{ "TLS", ARG_NONE, M_ONE, A_LOCAL, 1, "tls",
+	    "show the TLS protocol, cipher and server certificate", cmd_tls },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -148,6 +168,14 @@ struct client {
 	char		 portbuf[8];
 	char		 userbuf[POP3_CMD_MAX];
 	int		 errexit;	/* -e */
+	int		 use_tls;	/* --tls or pop3s:// */
+	const char	*login;		/* -u or the URL's user */
+	int		 fd;		/* the connection, -1 when closed */
+	int		 timeout_ms;
+	int		 connected;
+	int		 lost;		/* the server closed it: exit 1 */
+	char		 user[64];	/* accepted USER, for the prompt */
+	char		 pending_user[64];
 	const char	*cafile;
 	int		 insecure;
 	int		 starttls_first;	/* --starttls: STLS after greeting */
@@ -180,6 +208,13 @@ struct client {
 	/* History file, or "" when history is not kept. */
 	char		 histpath[PATH_MAX];
 };
+
+static int	run_line(struct client *, char *, int);
+static int	on_signal_event(void);
+static int	next_line(struct client *, char **);
+static int	quit_guard(struct client *);
+static int	lost(const struct client *);
+static int	errexit_stop(struct client *);
 
 /* The one pointer readline's callbacks use (STYLE 5). */
 static struct client *rlc;
@@ -687,17 +722,35 @@ find_cmd(const char *word, size_t len)
 	return NULL;
 }
 
-static void
-help(void)
+static int
+cmd_help(struct client *c, const char *args)
 {
+	const struct cmd *cmd;
 	size_t i;
 
+	(void)c;
+	if (*args != '\0') {
+		if ((cmd = find_cmd(args, strcspn(args, " \t"))) == NULL) {
+			client_warnx("no command %.*s; 'help' lists them",
+			    (int)strcspn(args, " \t"), args);
+			return 0;
+		}
+		printf("%s\n  %s%s\n", cmd->usage, cmd->help,
+		    cmd->action == A_LOCAL ? " (answered by pop3c, not sent)" :
+		    "");
+		return out_flush();
+	}
 	printf("Commands are sent to the server as typed, in either case:\n");
-	for (i = 0; i < NCMDS; i++)
+	for (i = 0; i < NCMDS; i++) {
+		if (cmds[i].action == A_LOCAL && cmds[i].local != cmds[i - 1].local
+		    && cmds[i - 1].action != A_LOCAL)
+			printf("Answered by pop3c itself:\n");
 		printf("  %-26s %s\n", cmds[i].usage, cmds[i].help);
+	}
 	printf("Tab completes command names and message numbers (once STAT "
 	    "or LIST has run);\nRETR saves to the download folder; Ctrl-D "
 	    "sends QUIT and exits.\n");
+	return out_flush();
 }
 
 /* Read one line from a terminal fd without echo, prompting on out (or on
@@ -933,11 +986,19 @@ run_line(struct client *c, char *line, int typed)
 		c->failed = 1;
 		return 0;
 	}
+	if (cmd != NULL && cmd->action == A_LOCAL)
+		return cmd->local(c, word + wlen + strspn(word + wlen, " \t"));
+	if (!c->connected) {
+		client_warnx("not connected: 'reconnect' opens a new session, "
+		    "'exit' leaves");
+		c->failed = 1;
+		return 0;
+	}
+	if (cmd != NULL && cmd->action == A_QUIT && typed &&
+	    (rc = quit_guard(c)) <= 0)
+		return rc;
 	if (cmd != NULL) {
 		switch (cmd->action) {
-		case A_HELP:
-			help();
-			return out_flush();
 		case A_STLS:
 			return starttls(c, 1);
 		case A_PASS:
@@ -989,8 +1050,12 @@ run_line(struct client *c, char *line, int typed)
 		return -1;
 	if (cmd != NULL && cmd->action == A_QUIT)
 		c->quit_sent = 1;
+	if (cmd != NULL && cmd->action == A_USER && arg != NULL)
+		snprintf(c->pending_user, sizeof(c->pending_user), "%s", arg);
 	if (reply(c, cmd, multi, arg) < 0)
 		return -1;
+	if (cmd != NULL && cmd->action == A_USER && c->last_ok)
+		memcpy(c->user, c->pending_user, sizeof(c->user));
 	return c->quit_sent ? 1 : 0;
 }
 
@@ -1051,9 +1116,12 @@ gen_command(const char *text, int state)
 
 		if (!cmd->complete || strncasecmp(cmd->name, text, len) != 0)
 			continue;
+		/* pop3c's own commands are lower case words: "RE" is RETR. */
+		if (cmd->action == A_LOCAL && len > 0 && !rlc->gen_lower)
+			continue;
 		if ((m = strdup(cmd->name)) == NULL)
 			return NULL;
-		if (rlc->gen_lower || cmd->action == A_HELP)
+		if (rlc->gen_lower || cmd->action == A_LOCAL)
 			for (q = m; *q != '\0'; q++)
 				if (*q >= 'A' && *q <= 'Z')
 					*q += 'a' - 'A';
@@ -1256,6 +1324,237 @@ next_line(struct client *c, char **line)
 	return 1;
 }
 
+/* The prompt: [user@]host:port[ (tls)][ *N]> , or (closed). */
+static void
+build_prompt(struct client *c)
+{
+	char marks[32] = "";
+
+	if (c->connected && c->ndeleted > 0)
+		snprintf(marks, sizeof(marks), " *%llu",
+		    (unsigned long long)c->ndeleted);
+	snprintf(c->prompt, sizeof(c->prompt),
+	    strchr(c->host, ':') ? "%s%s[%.200s]:%s%s%s> " :
+	    "%s%s%.200s:%s%s%s> ", c->connected ? c->user : "",
+	    c->connected && c->user[0] != '\0' ? "@" : "", c->host, c->port,
+	    !c->connected ? " (closed)" : c->conn.tls_on ? " (tls)" : "",
+	    marks);
+}
+
+/* Close the connection (TLS ended first). */
+static void
+close_session(struct client *c)
+{
+	if (c->fd < 0)
+		return;
+	client_end(&c->conn);
+	if (close(c->fd) < 0)
+		client_warnx("close: %s", strerror(errno));
+	c->fd = -1;
+	c->connected = 0;
+}
+
+/* The server closed the connection: say what was lost, and close. */
+static void
+connection_lost(struct client *c)
+{
+	if (c->ndeleted > 0)
+		client_warnx("the session is over: %llu message%s marked with "
+		    "DELE %s not deleted", (unsigned long long)c->ndeleted,
+		    c->ndeleted == 1 ? "" : "s",
+		    c->ndeleted == 1 ? "was" : "were");
+	close_session(c);
+	c->lost = 1;
+	if (c->interactive)
+		client_warnx("'reconnect' opens a new session, 'exit' leaves");
+}
+
+/*
+ * readline's idle hook (about ten times a second at the prompt): notice
+ * at once when the server closes the connection, or says something
+ * unasked (shown, so the next reply is not mistaken for it).
+ */
+static int
+watch_connection(void)
+{
+	struct client *c = rlc;
+	struct pollfd pfd;
+	char *saved;
+	ssize_t n;
+	int point;
+
+	(void)on_signal_event();	/* signals come here with this hook */
+	if (!c->connected)
+		return 0;
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	if (reader_buffered(&c->conn.r) == 0 && poll(&pfd, 1, 0) <= 0)
+		return 0;
+	n = reader_fill(&c->conn.r, 0);
+	if (n < 0 && (errno == ETIMEDOUT || errno == EINTR))
+		return 0;		/* part of a TLS record */
+	/* Print above the line being typed, then put it back. */
+	saved = rl_copy_text(0, rl_end);
+	point = rl_point;
+	rl_set_prompt("");
+	rl_replace_line("", 0);
+	rl_redisplay();
+	if (n > 0) {
+		fflush(stdout);
+		fputs("pop3c: the server sent, unasked: ", stderr);
+		client_show_line(stderr, reader_data(&c->conn.r), n);
+		reader_consume(&c->conn.r, n);
+	} else {
+		client_warnx("the server closed the connection");
+		connection_lost(c);
+	}
+	fflush(stderr);
+	build_prompt(c);
+	rl_set_prompt(c->prompt);
+	if (saved != NULL) {
+		rl_replace_line(saved, 0);
+		rl_point = point;
+		free(saved);
+	}
+	rl_forced_update_display();
+	return 0;
+}
+
+/* Connect, TLS, greeting, STLS, -u login.  0, or an exit status
+ * (said). */
+static int
+open_session(struct client *c)
+{
+	int fd, rc;
+
+	c->quit_sent = c->sasl = c->failed = c->proto_failed = 0;
+	c->count_known = c->stat_known = 0;
+	c->count = c->stat_count = 0;
+	mark_deleted(c, NULL, 0);
+	memset(c->sizes, 0, c->nsizes * sizeof(*c->sizes));
+	c->user[0] = '\0';
+	if ((fd = client_connect(c->host, c->port, c->timeout_ms,
+	    &got_sigint)) < 0)
+		return EXIT_CONN;
+	c->fd = fd;
+	c->connected = 1;
+	client_init(&c->conn, fd, fd, c->timeout_ms);
+	c->local = proto_peer_is_local(fd);
+	if (c->use_tls && client_tls_start(&c->conn, c->host, c->cafile,
+	    c->insecure) < 0)
+		return EXIT_CONN;
+	if (status_line(c) < 0)
+		return lost(c);
+	client_show_line(stdout, c->conn.line, c->conn.linelen);
+	if (out_flush() < 0)
+		return EXIT_CONN;
+	if (c->conn.status != CLIENT_ST_OK) {
+		client_warnx("the server did not accept the session");
+		return EXIT_CONN;
+	}
+	if (c->starttls_first && starttls(c, 0) < 0)
+		return EXIT_CONN;
+	if (c->login != NULL) {
+		char cmd[POP3_CMD_MAX + 1];
+
+		rc = snprintf(cmd, sizeof(cmd), "USER %s", c->login);
+		if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
+			client_warnx("user name too long");
+			c->failed = 1;
+		} else {
+			if (run_line(c, cmd, 0) < 0)
+				return lost(c);
+			snprintf(cmd, sizeof(cmd), "PASS");
+			if (c->last_ok && run_line(c, cmd, 0) < 0)
+				return lost(c);
+			if (!c->last_ok)
+				c->failed = 1;
+		}
+		if (c->errexit && c->failed)
+			return errexit_stop(c);
+	}
+	return 0;
+}
+
+static int
+cmd_reconnect(struct client *c, const char *args)
+{
+	int rc;
+
+	(void)args;
+	if (c->connected) {
+		client_warnx("still connected: QUIT first");
+		return 0;
+	}
+	rc = open_session(c);
+	if (rc != 0) {
+		close_session(c);
+		if (!c->interactive)
+			return -1;
+	} else
+		c->lost = 0;
+	return 0;
+}
+
+static int
+cmd_exit(struct client *c, const char *args)
+{
+	char quit[] = "QUIT";
+	int rc;
+
+	(void)args;
+	if (!c->connected)
+		return 1;
+	rc = run_line(c, quit, 1);
+	return rc < 0 ? -1 : rc;
+}
+
+static int
+cmd_tls(struct client *c, const char *args)
+{
+	char info[2048];
+
+	(void)args;
+	if (!c->connected || !c->conn.tls_on) {
+		client_warnx("TLS is not on (--tls, --starttls or STLS)");
+		return 0;
+	}
+	if (client_tls_info(&c->conn, info, sizeof(info)) < 0) {
+		client_warnx("TLS: no details");
+		return 0;
+	}
+	fputs(info, stdout);
+	return out_flush();
+}
+
+/*
+ * On a terminal, QUIT with pending deletions asks first: y sends QUIT,
+ * anything else RSET and then QUIT, Ctrl-D goes back to the prompt.
+ * 1 to send QUIT, 0 not now, -1 (said) connection lost.
+ */
+static int
+quit_guard(struct client *c)
+{
+	char q[64], rset[] = "RSET", *a;
+	int yes;
+
+	if (!c->interactive || c->ndeleted == 0)
+		return 1;
+	snprintf(q, sizeof(q), "apply %llu deletion%s? [y/N] ",
+	    (unsigned long long)c->ndeleted, c->ndeleted == 1 ? "" : "s");
+	if ((a = readline(q)) == NULL) {
+		fputc('\n', c->tty);
+		return 0;
+	}
+	yes = a[0] == 'y' || a[0] == 'Y';
+	free(a);
+	if (yes)
+		return 1;
+	if (run_line(c, rset, 0) < 0)
+		return -1;
+	return c->last_ok ? 1 : 0;
+}
+
 /* The exit status once the connection is lost (said). */
 static int
 lost(const struct client *c)
@@ -1270,7 +1569,7 @@ errexit_stop(struct client *c)
 	char quit[] = "QUIT";
 
 	client_warnx("stopped at the first error (-e)");
-	if (!c->quit_sent) {
+	if (!c->quit_sent && c->connected) {
 		c->sasl = 0;
 		(void)run_line(c, quit, 0);
 	}
@@ -1301,63 +1600,51 @@ after_quit(struct client *c)
 }
 
 static int
-session(struct client *c, const char *user)
+session(struct client *c)
 {
 	char quit[] = "QUIT", *line;
 	int rc;
 
-	if (status_line(c) < 0)
-		return lost(c);
-	client_show_line(stdout, c->conn.line, c->conn.linelen);
-	if (out_flush() < 0)
-		return EXIT_CONN;
-	if (c->conn.status != CLIENT_ST_OK) {
-		client_warnx("the server did not accept the session");
-		return EXIT_CONN;
-	}
-	if (c->starttls_first && starttls(c, 0) < 0)
-		return EXIT_CONN;
-	if (user != NULL) {
-		char cmd[POP3_CMD_MAX + 1];
-
-		rc = snprintf(cmd, sizeof(cmd), "USER %s", user);
-		if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
-			client_warnx("user name too long");
-			c->failed = 1;
-		} else {
-			if (run_line(c, cmd, 0) < 0)
+	if ((rc = open_session(c)) != 0)
+		return rc;
+	for (;;) {
+		if (c->interactive)
+			build_prompt(c);
+		rc = next_line(c, &line);
+		if (rc < 0)
+			return EXIT_CONN;
+		if (rc == 0) {
+			if (!c->connected)
+				return c->lost ? EXIT_CONN : 0;
+			/* End of input (Ctrl-D): QUIT as if typed. */
+			if (c->interactive)
+				fputs("QUIT\n", c->tty);
+			c->sasl = 0;
+			if ((rc = quit_guard(c)) < 0)
 				return lost(c);
-			snprintf(cmd, sizeof(cmd), "PASS");
-			if (c->last_ok && run_line(c, cmd, 0) < 0)
-				return lost(c);
-			if (!c->last_ok)
-				c->failed = 1;
+			if (rc == 0)
+				continue;
+			rc = run_line(c, quit, 0);
+			return rc < 0 ? lost(c) : 0;
+		}
+		rc = run_line(c, line, 1);
+		explicit_bzero(line, strlen(line));
+		free(line);
+		if (rc < 0) {
+			if (!c->interactive || !c->connected)
+				return c->connected ? lost(c) : EXIT_CONN;
+			connection_lost(c);
+			continue;
+		}
+		if (rc > 0) {
+			if (!c->connected)
+				return c->lost ? EXIT_CONN : 0;
+			close_session(c);
+			return after_quit(c);
 		}
 		if (c->errexit && c->failed)
 			return errexit_stop(c);
 	}
-	for (;;) {
-		rc = next_line(c, &line);
-		if (rc < 0)
-			return EXIT_CONN;
-		if (rc == 0)
-			break;
-		rc = run_line(c, line, 1);
-		explicit_bzero(line, strlen(line));
-		free(line);
-		if (rc < 0)
-			return lost(c);
-		if (rc > 0)
-			return after_quit(c);
-		if (c->errexit && c->failed)
-			return errexit_stop(c);
-	}
-	/* End of input (Ctrl-D): QUIT as if typed. */
-	if (c->interactive)
-		fputs("QUIT\n", c->tty);
-	c->sasl = 0;
-	rc = run_line(c, quit, 0);
-	return rc < 0 ? lost(c) : 0;
 }
 
 int
@@ -1379,7 +1666,7 @@ main(int argc, char *argv[])
 	const char *user = NULL, *dir = ".";
 	uint64_t v;
 	int timeout = CLIENT_TIMEOUT_DEFAULT;
-	int ch, fd, rc, tls = 0, starttls_first = 0, insecure = 0, errexit = 0;
+	int ch, rc, tls = 0, starttls_first = 0, insecure = 0, errexit = 0;
 	const char *cafile = NULL;
 	uint64_t max_size = CLIENT_MAX_SIZE_DEFAULT;
 
@@ -1470,15 +1757,11 @@ main(int argc, char *argv[])
 			    strerror(errno)), EXIT_CONN;
 	}
 
-	if ((fd = client_connect(c->host, c->port, timeout * 1000,
-	    &got_sigint)) < 0)
-		return EXIT_CONN;
-	client_init(&c->conn, fd, fd, timeout * 1000);
-	c->local = proto_peer_is_local(fd);
-	if (tls && client_tls_start(&c->conn, c->host, c->cafile,
-	    c->insecure) < 0)
-		return EXIT_CONN;
+	c->timeout_ms = timeout * 1000;
+	c->use_tls = tls;
+	c->login = user;
 	c->starttls_first = starttls_first;
+	c->fd = -1;
 
 	if (c->interactive) {
 		/* With stdout redirected, prompts still go to the terminal. */
@@ -1488,21 +1771,18 @@ main(int argc, char *argv[])
 		rl_attempted_completion_function = complete;
 		rl_basic_word_break_characters = " \t";
 		rl_signal_event_hook = on_signal_event;
-		snprintf(c->prompt, sizeof(c->prompt),
-		    strchr(c->host, ':') ? "[%.200s]:%s> " : "%.200s:%s> ",
-		    c->host, c->port);
+		rl_event_hook = watch_connection;
 		history_start(c);
 	}
-	rc = session(c, user);
+	rc = session(c);
 	if (c->interactive)
 		history_end(c);
 	if (out_flush() < 0 && rc == 0)
 		rc = EXIT_CONN;
-	client_end(&c->conn);
-	if (close(fd) < 0 && rc == 0)
-		client_warnx("close: %s", strerror(errno));
+	close_session(c);
 	(void)close(c->dirfd);
 	free(c->deleted);
+	free(c->sizes);
 	free(c);
 	return rc;
 }

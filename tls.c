@@ -282,3 +282,65 @@ tls_end(struct pio *io)
 	io->ctx = NULL;
 	pio_init_fd(io, io->rfd, io->wfd);
 }
+
+/* One X509 name as a one-line string into buf. */
+static void
+name_line(X509_NAME *name, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int n;
+
+	buf[0] = '\0';
+	if (b == NULL)
+		return;
+	if (name != NULL && X509_NAME_print_ex(b, name, 0,
+	    XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
+	    (n = BIO_read(b, buf, len - 1)) > 0)
+		buf[n] = '\0';
+	BIO_free(b);
+}
+
+static void
+time_line(const ASN1_TIME *t, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int n;
+
+	buf[0] = '\0';
+	if (b == NULL)
+		return;
+	if (t != NULL && ASN1_TIME_print(b, t) && (n = BIO_read(b, buf,
+	    len - 1)) > 0)
+		buf[n] = '\0';
+	BIO_free(b);
+}
+
+int
+tls_peer_info(struct pio *io, char *buf, size_t len)
+{
+	char subject[512], issuer[512], from[64], until[64], fp[3 * 32 + 1];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	X509 *cert;
+
+	if (io->ctx == NULL)
+		return -1;
+	subject[0] = issuer[0] = from[0] = until[0] = fp[0] = '\0';
+	cert = SSL_get1_peer_certificate(io->ctx);
+	if (cert != NULL) {
+		name_line(X509_get_subject_name(cert), subject, sizeof(subject));
+		name_line(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+		time_line(X509_get0_notBefore(cert), from, sizeof(from));
+		time_line(X509_get0_notAfter(cert), until, sizeof(until));
+		if (X509_digest(cert, EVP_sha256(), md, &mdlen) == 1)
+			for (i = 0; i < mdlen && i < 32; i++)
+				snprintf(fp + 3 * i, sizeof(fp) - 3 * i, "%02X%s",
+				    md[i], i + 1 < mdlen ? ":" : "");
+		X509_free(cert);
+	}
+	snprintf(buf, len, "protocol: %s\ncipher:   %s\nsubject:  %s\n"
+	    "issuer:   %s\nvalid:    %s to %s\nsha256:   %s\n",
+	    SSL_get_version(io->ctx), SSL_get_cipher_name(io->ctx),
+	    cert ? subject : "(no certificate)", issuer, from, until, fp);
+	return 0;
+}

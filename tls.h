@@ -37,6 +37,11 @@ int	tls_connect(struct tls_ctx *ctx, struct pio *io, const char *host,
 /* Protocol and cipher of a started layer, for logs ("TLSv1.3 ..."). */
 const char *tls_describe(struct pio *io);
 
+/* For a client's "tls" command: lines "protocol:", "cipher:", "subject:",
+ * "issuer:", "valid:", "sha256:" about a started layer and the peer's
+ * certificate.  0, or -1 when io has no TLS layer. */
+int	tls_peer_info(struct pio *io, char *buf, size_t len);
+
 /* Send close_notify (best effort) and free the layer of io. */
 void	tls_end(struct pio *io);
 

@@ -30,6 +30,13 @@ class Bytewise:
         self.data = data
 
 
+class Pause:
+    """Action: wait this many seconds before the next action."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+
 def default_respond(line):
     if line.upper() == b"QUIT":
         return [b"+OK bye\r\n", CLOSE]
@@ -56,7 +63,9 @@ class ScriptedServer:
         self.thread.start()
 
     def _send(self, conn, action):
-        if isinstance(action, Bytewise):
+        if isinstance(action, Pause):
+            time.sleep(action.seconds)
+        elif isinstance(action, Bytewise):
             for i in range(len(action.data)):
                 conn.sendall(action.data[i:i + 1])
                 time.sleep(0.001)

@@ -479,7 +479,7 @@ def term(tmp_path):
 
 def prompt_re(port):
     # capture-pane drops trailing spaces, so the space is optional
-    return r"^localhost:%d> ?" % port
+    return r"^(?:\S+@)?localhost:%d(?: \(tls\))?(?: \*\d+)?> ?" % port
 
 
 @pytestmark_tmux
@@ -497,7 +497,7 @@ def test_tmux_completion(tmp_path, server, maildrop, term):
     t.wait(p + r"RETR @$")
     assert "9999" not in t.screen()
     t.keys("C-u")
-    t.text("ST")
+    t.text("STA")
     t.keys("Tab")
     t.wait(p + r"STAT$")
     t.keys("Enter")
