@@ -42,7 +42,7 @@ SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcry
 CRYPT_LIBS := $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt)
 ALL_CPPFLAGS += $(SSL_CFLAGS)
 
-POP3D_OBJS = pop3d.o listen.o source.o proxy.o session.o store.o maildir.o index.o users.o tls.o proto.o log.o
+POP3D_OBJS = pop3d.o listen.o source.o proxy.o session.o auth.o store.o maildir.o index.o users.o tls.o proto.o log.o
 POP3C_OBJS = pop3c.o client.o tls.o proto.o
 TEST_BINS = tests/test_proto tests/test_store tests/test_client tests/test_proxy tests/test_maildir
 

@@ -621,6 +621,7 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	}
 	if ((p->sources = source_new(max_sessions)) == NULL)
 		return EX_OSERR;
+	pcfg.sources = p->sources;	/* login penalties, for all workers */
 	if (pipe2(p->report, O_CLOEXEC) < 0) {
 		log_warn("pipe");
 		return EX_OSERR;

@@ -75,6 +75,16 @@
  * cause, so a wrong name and a wrong password look alike. */
 #define AUTH_FAIL_DELAY_MS	500
 
+/* Repeated failed logins from one address (not loopback) wait longer,
+ * in all of a listener's workers: from the second failure on, this many
+ * seconds, doubling, up to the maximum (Dovecot's anvil: 2 s to 15 s);
+ * forgotten after a quiet spell.  Addresses remembered at once: a fixed
+ * table in the shared mapping, the oldest entry making way. */
+#define LOGIN_PENALTY_FIRST	2
+#define LOGIN_PENALTY_MAX	15
+#define LOGIN_PENALTY_FORGET	900
+#define LOGIN_PENALTY_SLOTS	4096
+
 /* Failed logins before the server hangs up. */
 #define AUTH_MAX_FAILURES	3
 

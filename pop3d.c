@@ -34,6 +34,7 @@
 #include "proto.h"
 #include "proxy.h"
 #include "session.h"
+#include "source.h"
 #include "tls.h"
 
 static const char usage_text[] =
@@ -176,6 +177,17 @@ one_session(int rfd, int wfd, const struct session_cfg *cfg)
 	if (listen_proxy(rfd, cfg, &peer) < 0)
 		return;
 	session_run(rfd, wfd, cfg, &peer);
+}
+
+/* The stdio modes: one session, with a source table of its own. */
+static void
+stdio_session(int rfd, int wfd, const struct session_cfg *cfg)
+{
+	struct session_cfg scfg = *cfg;
+
+	scfg.sources = source_new(1);
+	one_session(rfd, wfd, &scfg);
+	source_free(scfg.sources);
 }
 
 int
@@ -347,7 +359,7 @@ main(int argc, char *argv[])
 	    sizeof(index_path));
 	if (conn >= 0) {
 		log_init("pop3d", 0);
-		one_session(conn, conn, &cfg);
+		stdio_session(conn, conn, &cfg);
 		c = EX_OK;
 	} else if (nfds > 0) {
 		log_init("pop3d", port != NULL);
@@ -355,7 +367,7 @@ main(int argc, char *argv[])
 		    max_per_source);
 	} else {
 		log_init("pop3d", 0);
-		one_session(0, 1, &cfg);
+		stdio_session(0, 1, &cfg);
 		c = EX_OK;
 	}
 	tls_free(cfg.tls);

@@ -48,6 +48,15 @@ pio_init_fd(struct pio *p, int rfd, int wfd)
 	p->ctx = NULL;
 }
 
+uint64_t
+proto_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 long long
 proto_now_ms(void)
 {
@@ -124,6 +133,13 @@ size_t
 reader_buffered(const struct reader *r)
 {
 	return r->end - r->start + r->io->pending(r->io);
+}
+
+void
+reader_wipe(struct reader *r)
+{
+	explicit_bzero(r->buf, r->start);
+	explicit_bzero(r->buf + r->end, sizeof(r->buf) - r->end);
 }
 
 void

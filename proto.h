@@ -79,6 +79,10 @@ ssize_t	reader_fill(struct reader *r, int timeout_ms);
 void	reader_consume(struct reader *r, size_t n);
 #define reader_data(r)	((r)->buf + (r)->start)
 
+/* Zero every byte of the buffer but those not read yet: the lines already
+ * returned (a password) and stale bytes a compaction left behind. */
+void	reader_wipe(struct reader *r);
+
 /* Bytes already buffered (pipelined input waiting). */
 size_t	reader_buffered(const struct reader *r);
 
@@ -105,6 +109,9 @@ int	pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms);
 
 /* Milliseconds on the monotonic clock. */
 long long proto_now_ms(void);
+
+/* Nanoseconds on the monotonic clock. */
+uint64_t proto_now_ns(void);
 
 /* 1 when the peer of fd is on loopback (127/8, ::1, a v4-mapped 127/8),
  * a local socket, or fd is no socket at all (a pipe or terminal). */

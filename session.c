@@ -29,8 +29,8 @@
 #include "proxy.h"
 #include "session.h"
 #include "store.h"
+#include "auth.h"
 #include "tls.h"
-#include "users.h"
 
 enum state { ST_AUTH = 1, ST_TRANS = 2 };
 
@@ -53,6 +53,8 @@ struct session {
 	int		 broken;	/* connection unusable: end now */
 	size_t		 nretr, ndele;
 	long long	 login_by;	/* ms: end of the login phase; 0: none */
+	uint64_t	 cmd_ns;	/* when the current command arrived */
+	int		 wipe;		/* it held a password: wipe buffers */
 	char		 line[POP3_CMD_MAX + 1];
 	/* Buffers last: never zeroed, so an idle session touches few pages. */
 	struct reader	 in;
@@ -200,38 +202,27 @@ static void
 login(struct session *s, const char *name, char *password)
 {
 	const char *maildrop = s->cfg->maildrop;
-	long long start = proto_now_ms(), left;
-	enum users_result r;
 	size_t count;
 	uint64_t octets;
 
+	s->wipe = 1;
 	if (s->cfg->users != NULL) {
-		r = users_check(s->cfg->users, name, password, s->cfg->maildrop,
-		    s->maildrop, sizeof(s->maildrop));
-		explicit_bzero(password, strlen(password));
-		if (r != USERS_OK) {
-			left = start + AUTH_FAIL_DELAY_MS - proto_now_ms();
-			if (left > 0) {
-				struct timespec ts = { left / 1000,
-				    (left % 1000) * 1000000 };
-
-				while (nanosleep(&ts, &ts) < 0)
-					;
-			}
-			if (users_valid_name(name))
-				log_info("login failed for %s", name);
-			else
-				log_info("login failed for an invalid name");
+		switch (auth_login(s->cfg, s->peer, name, password, s->cmd_ns,
+		    s->maildrop, sizeof(s->maildrop))) {
+		case AUTH_OK:
+			maildrop = s->maildrop;
+			break;
+		case AUTH_ERROR:
 			if (++s->auth_failures >= AUTH_MAX_FAILURES)
 				s->hangup = 1;
-			if (r == USERS_ERROR)
-				reply(s, 0, "[SYS/TEMP] cannot check passwords now");
-			else
-				reply(s, 0, "[AUTH] invalid user name or password");
+			reply(s, 0, "[SYS/TEMP] cannot check passwords now");
+			return;
+		case AUTH_FAIL:
+			if (++s->auth_failures >= AUTH_MAX_FAILURES)
+				s->hangup = 1;
+			reply(s, 0, "[AUTH] invalid user name or password");
 			return;
 		}
-		maildrop = s->maildrop;
-		log_info("login %s", name);
 	} else
 		explicit_bzero(password, strlen(password));
 	if (enter_trans(s, maildrop) < 0)
@@ -261,6 +252,7 @@ static void
 cmd_pass(struct session *s, int argc, char **argv)
 {
 	(void)argc;
+	s->wipe = 1;
 	if (!s->user_given) {
 		explicit_bzero(argv[0], strlen(argv[0]));
 		reply(s, 0, "send USER first");
@@ -270,59 +262,15 @@ cmd_pass(struct session *s, int argc, char **argv)
 	login(s, s->user, argv[0]);
 }
 
-static int
-b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode base64 in place; length, or -1 when malformed. */
-static long
-b64decode(char *s)
-{
-	size_t i, n = strlen(s), o = 0;
-	unsigned v = 0;
-	int bits = 0, pad = 0;
-
-	for (i = 0; i < n; i++) {
-		int d;
-
-		if (s[i] == '=') {
-			pad++;
-			continue;
-		}
-		if (pad || (d = b64val((unsigned char)s[i])) < 0)
-			return -1;
-		v = (v << 6) | d;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			s[o++] = (v >> bits) & 0xff;
-		}
-	}
-	if ((n % 4) != 0 || pad > 2)
-		return -1;
-	return o;
-}
-
 /* AUTH PLAIN (RFC 5034, RFC 4616), with or without an initial response. */
 static void
 cmd_auth(struct session *s, int argc, char **argv)
 {
-	char buf[SASL_LINE_MAX + 1], *resp, *authz, *authc, *pass, *end;
+	char buf[SASL_LINE_MAX + 1], *resp, *authc, *pass;
+	const char *why;
 	size_t len;
-	long n;
 
+	s->wipe = 1;
 	if (strcasecmp(argv[0], "PLAIN") != 0) {
 		reply(s, 0, "unsupported authentication mechanism");
 		return;
@@ -339,42 +287,21 @@ cmd_auth(struct session *s, int argc, char **argv)
 		if (writer_flush(&s->out) < 0 ||
 		    reader_line(&s->in, buf, sizeof(buf), SASL_LINE_MAX, &len,
 		    line_timeout(s)) != LINE_OK) {
+			explicit_bzero(buf, sizeof(buf));
 			s->broken = 1;
 			reply(s, 0, "authentication aborted");
 			return;
 		}
+		/* The failure delay counts from the response. */
+		s->cmd_ns = proto_now_ns();
 		resp = buf;
 	}
-	if (strcmp(resp, "*") == 0) {
+	if (strcmp(resp, "*") == 0)
 		reply(s, 0, "authentication cancelled");
-		return;
-	}
-	if (strcmp(resp, "=") == 0)
-		resp[0] = '\0';
-	if ((n = b64decode(resp)) < 0) {
-		reply(s, 0, "invalid base64 in authentication");
-		return;
-	}
-	/* authzid NUL authcid NUL password */
-	end = resp + n;
-	authz = resp;
-	authc = memchr(authz, '\0', n);
-	pass = authc ? memchr(authc + 1, '\0', end - authc - 1) : NULL;
-	if (authc == NULL || pass == NULL ||
-	    memchr(pass + 1, '\0', end - pass - 1) != NULL) {
-		explicit_bzero(resp, n);
-		reply(s, 0, "malformed PLAIN response");
-		return;
-	}
-	authc++;
-	*end = '\0';
-	pass++;
-	if (*authz != '\0' && strcmp(authz, authc) != 0) {
-		explicit_bzero(resp, n);
-		reply(s, 0, "[AUTH] cannot act as another user");
-		return;
-	}
-	login(s, authc, pass);
+	else if (auth_plain_decode(resp, &authc, &pass, &why) < 0)
+		reply(s, 0, "%s", why);
+	else
+		login(s, authc, pass);
 	explicit_bzero(buf, sizeof(buf));
 }
 
@@ -809,9 +736,22 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 				why = "PROXY header refused";
 				continue;
 			}
+			s->cmd_ns = proto_now_ns();
+			/* Whatever the state, a PASS or AUTH line may hold a
+			 * password (the handlers set it too). */
+			s->wipe = strncasecmp(s->line + strspn(s->line, " "),
+			    "PASS", 4) == 0 || strncasecmp(s->line +
+			    strspn(s->line, " "), "AUTH", 4) == 0;
 			dispatch(s, s->line);
+			if (s->wipe) {
+				/* Password bytes: the line, and the reader's
+				 * buffer where the line arrived. */
+				explicit_bzero(s->line, sizeof(s->line));
+				reader_wipe(&s->in);
+			}
 			break;
 		case LINE_TOOLONG:
+			reader_wipe(&s->in);	/* it may have been a PASS */
 			reply(s, 0, "line too long");
 			break;
 		case LINE_NUL:

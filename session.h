@@ -14,6 +14,7 @@
 
 struct proxy_nets;
 struct tls_ctx;
+struct source_table;
 
 struct session_cfg {
 	const char		*maildrop;	/* or the users' base folder */
@@ -22,6 +23,8 @@ struct session_cfg {
 	int			 tls_wrap;	/* TLS from the first byte */
 	int			 allow_plaintext; /* passwords without TLS */
 	struct store_opts	 store;
+	struct source_table	*sources;	/* per-source state (penalties);
+						 * NULL: none */
 	int			 timeout;	/* idle seconds: to a whole
 						 * command line, and per write */
 	int			 login_timeout;	/* with users: seconds from

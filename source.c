@@ -9,6 +9,12 @@
  * worker that dies holding the mutex leaves it to the next locker, which
  * takes it over (EOWNERDEAD); the master then releases the dead worker's
  * seat.
+ *
+ * Login failures live in a second, fixed-size table (LOGIN_PENALTY_SLOTS):
+ * an address hashes to a window of a few slots; a new address takes a
+ * free or stale slot there, else the oldest one.  Losing an entry only
+ * forgets a penalty early; an attacker spraying addresses gains nothing he
+ * would not gain from fresh addresses anyway.
  */
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -21,6 +27,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "params.h"
 #include "source.h"
 
 struct srckey {
@@ -33,8 +40,18 @@ struct srcent {
 	uint32_t	count;
 };
 
+struct penalty {
+	struct srckey	key;
+	uint32_t	failures;	/* in a row, lately */
+	uint64_t	last_ns;	/* the last failure, monotonic */
+};
+
+/* Slots an address may occupy in the penalty table. */
+#define PENALTY_WINDOW	8
+
 struct source_table {
 	pthread_mutex_t	lock;
+	struct penalty	pen[LOGIN_PENALTY_SLOTS];
 	size_t		seats;
 	size_t		mask;		/* hash slots - 1 */
 	size_t		maplen;
@@ -237,5 +254,77 @@ source_release(struct source_table *t, int seat)
 			remove_slot(t, i);
 		t->seat[seat].family = 0;
 	}
+	unlock(t);
+}
+
+/* The penalty slot of k; with create, a free, stale or the oldest slot of
+ * its window is taken for it.  NULL when k has none. */
+static struct penalty *
+penalty_slot(struct source_table *t, const struct srckey *k, uint64_t now_ns,
+    int create)
+{
+	const uint64_t forget = LOGIN_PENALTY_FORGET * 1000000000ULL;
+	size_t h = key_hash(k), i;
+	struct penalty *victim = NULL;
+
+	for (i = 0; i < PENALTY_WINDOW; i++) {
+		struct penalty *e = &t->pen[(h + i) % LOGIN_PENALTY_SLOTS];
+
+		if (e->key.family != 0 && key_eq(&e->key, k)) {
+			if (now_ns - e->last_ns > forget)
+				e->failures = 0;
+			return e;
+		}
+		if (victim == NULL || e->key.family == 0 ||
+		    (victim->key.family != 0 && e->last_ns < victim->last_ns))
+			victim = e;
+	}
+	if (!create)
+		return NULL;
+	victim->key = *k;
+	victim->failures = 0;
+	victim->last_ns = now_ns;
+	return victim;
+}
+
+uint64_t
+source_login_failed(struct source_table *t, const struct peer *peer,
+    uint64_t now_ns)
+{
+	struct srckey k;
+	struct penalty *e;
+	uint64_t ns = 0;
+	uint32_t i;
+
+	if (t == NULL || peer->local || make_key(peer, &k) < 0)
+		return 0;
+	lock(t);
+	e = penalty_slot(t, &k, now_ns, 1);
+	if (e->failures > 0) {
+		ns = LOGIN_PENALTY_FIRST * 1000000000ULL;
+		for (i = 1; i < e->failures && ns < LOGIN_PENALTY_MAX *
+		    1000000000ULL; i++)
+			ns *= 2;
+		if (ns > LOGIN_PENALTY_MAX * 1000000000ULL)
+			ns = LOGIN_PENALTY_MAX * 1000000000ULL;
+	}
+	if (e->failures < UINT32_MAX)
+		e->failures++;
+	e->last_ns = now_ns;
+	unlock(t);
+	return ns;
+}
+
+void
+source_login_ok(struct source_table *t, const struct peer *peer)
+{
+	struct srckey k;
+	struct penalty *e;
+
+	if (t == NULL || peer->local || make_key(peer, &k) < 0)
+		return;
+	lock(t);
+	if ((e = penalty_slot(t, &k, 0, 0)) != NULL)
+		e->key.family = 0;
 	unlock(t);
 }

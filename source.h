@@ -9,6 +9,8 @@
 #ifndef SOURCE_H
 #define SOURCE_H
 
+#include <stdint.h>
+
 #include "session.h"
 
 struct source_table;
@@ -31,5 +33,18 @@ int	source_admit(struct source_table *t, int seat, const struct peer *peer,
 
 /* Give seat back: the session ended, or its worker died. */
 void	source_release(struct source_table *t, int seat);
+
+/*
+ * Record a failed login from peer at now_ns (monotonic) and return the
+ * penalty its answer must wait, in nanoseconds: 0 for the first failure,
+ * then LOGIN_PENALTY_FIRST doubling up to LOGIN_PENALTY_MAX while
+ * failures keep coming within LOGIN_PENALTY_FORGET seconds.  Peers
+ * without an address and loopback peers get none.
+ */
+uint64_t source_login_failed(struct source_table *t, const struct peer *peer,
+	    uint64_t now_ns);
+
+/* A login from peer succeeded: forget its failures. */
+void	source_login_ok(struct source_table *t, const struct peer *peer);
 
 #endif

@@ -14,7 +14,8 @@
 #define USERS_LINE_MAX	1024	/* longer lines are malformed */
 #define NAME_MAX_LEN	64
 
-/* A yescrypt hash of a random password: unknown names cost the same. */
+/* A yescrypt hash of a random password: what an unknown name is checked
+ * against when the users file has no usable hash to copy the cost of. */
 static const char dummy_hash[] =
     "$y$j9T$LJ7K27bjK0/9Dq7KsJ75D.$MPGK3R3Q1lHWhpidN2hGIUnjXMRaOME7Ztj5Op6Osz3";
 
@@ -89,6 +90,7 @@ users_check(const char *file, const char *name, const char *password,
     const char *base, char *maildrop, size_t len)
 {
 	char line[USERS_LINE_MAX + 2], *hash = NULL, *drop = NULL;
+	char *model = NULL;
 	int lineno = 0, found = 0, ok;
 	FILE *f;
 
@@ -121,8 +123,16 @@ users_check(const char *file, const char *name, const char *password,
 		case USERS_LINE_ENTRY:
 			break;
 		}
-		if (strcmp(e.name, name) != 0)
+		if (strcmp(e.name, name) != 0) {
+			/*
+			 * An unknown name is checked against the first real
+			 * hash of the file: the same algorithm and cost as
+			 * the entries, so its time tells nothing.
+			 */
+			if (model == NULL && e.hash[0] == '$')
+				model = strdup(e.hash);
 			continue;
+		}
 		hash = strdup(e.hash);
 		drop = e.maildrop ? strdup(e.maildrop) : NULL;
 		found = 1;
@@ -133,12 +143,15 @@ users_check(const char *file, const char *name, const char *password,
 		fclose(f);
 		free(hash);
 		free(drop);
+		free(model);
 		return USERS_ERROR;
 	}
 	fclose(f);
 	explicit_bzero(line, sizeof(line));
 
-	ok = hash_matches(password, found && hash ? hash : dummy_hash) && found;
+	ok = hash_matches(password, found && hash ? hash :
+	    model != NULL ? model : dummy_hash) && found;
+	free(model);
 	if (ok) {
 		int k = drop ? snprintf(maildrop, len, "%s", drop) :
 		    snprintf(maildrop, len, "%s/%s", base, name);

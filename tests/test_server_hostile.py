@@ -1,20 +1,22 @@
 """pop3d end to end against hostile clients: limits per source address,
 timers a slow client cannot stretch, login guessing, files (SPEC 1-3)."""
+import base64
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
 from activation_util import Proc, need_tool, passenv_args
-from auth_util import Area, mkpasswd
+from auth_util import Area, NetNs, TlsServer, mkpasswd
 from conftest import POP3D, TIMEOUT, free_port
 from server_util import (Pop, ServerClosed, messages, pop3d,  # noqa: F401
                          wait_for)
 
-PASSWORD = "correct horse"
+PASSWORD = "Zq8 wipe-me Kx3 horse"
 
 
 @pytest.fixture
@@ -269,3 +271,158 @@ def test_never_reading_client_stdio_mode(activators, maildrop):
     s.close()
     assert took < 15, took
     assert sorted(os.listdir(maildrop)) == sorted(names)
+
+
+# --- login guessing ----------------------------------------------------------
+
+AUTH_FAIL = b"-ERR [AUTH] invalid user name or password"
+
+
+def timed(conn, command):
+    t = time.monotonic()
+    r = conn.cmd(command)
+    return r, time.monotonic() - t
+
+
+def test_ten_failed_logins_all_after_half_a_second(pop3d, area_users):
+    """Each failed login is answered 0.500 s or later after it was sent,
+    never a hair early (an absolute deadline, nanosecond clock)."""
+    area, opts = area_users
+    srv = pop3d(area.base, *opts)
+    took = []
+    c = None
+    for i in range(10):
+        if i % 3 == 0:
+            c = Pop(srv.port)
+        c.ok("USER " + ("alice" if i % 2 else "mallory"))
+        r, t = timed(c, "PASS wrong%d" % i)
+        assert r == AUTH_FAIL, r
+        took.append(t)
+    assert min(took) >= 0.500, took
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def login_cpu(srv, name):
+    """Server CPU time spent on one failed login as name (a long socket
+    timeout: a heavy hash on a loaded machine takes a while)."""
+    c = Pop(srv.port, timeout=300)
+    c.ok("USER " + name)
+    pid = worker_of(srv, c)
+    before = cpu_seconds(pid)
+    r, took = timed(c, "PASS not-the-password")
+    assert r == AUTH_FAIL, r
+    assert took >= 0.5, took
+    c.close()
+    return cpu_seconds(pid) - before
+
+
+@pytest.mark.parametrize("method,cost", [("bcrypt", "13"), ("yescrypt", "8")])
+def test_unknown_name_costs_a_real_hash(pop3d, method, cost):
+    """With an expensive hash (bcrypt cost 13, heavy yescrypt) an unknown
+    name costs the server the same hash work as a wrong password: timing
+    cannot tell names apart.  Measured as the worker's CPU time, which the
+    machine's load does not distort."""
+    area = Area()
+    try:
+        r = subprocess.run(["mkpasswd", "-m", method, "-R", cost, "--stdin"],
+                           input=PASSWORD.encode(), capture_output=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        area.maildrop("alice", [b"Subject: one\r\n\r\nbody\r\n"])
+        area.write_users(["alice:" + r.stdout.decode().strip()])
+        srv = pop3d(area.base, "--users", area.users, "--user", "nobody")
+        known = login_cpu(srv, "alice")
+        unknown = login_cpu(srv, "mallory")
+        assert known >= 0.05, known
+        assert unknown >= 0.6 * known, (known, unknown)
+        assert unknown <= known / 0.6 + 0.05, (known, unknown)
+    finally:
+        area.cleanup()
+
+
+@pytest.fixture
+def netns():
+    name = "pop3h%d" % os.getpid()
+    try:
+        ns = NetNs(name, "10.232.%d.1" % (os.getpid() % 250))
+    except OSError as e:
+        pytest.skip("no network namespace: %s" % e)
+    yield ns
+    ns.delete()
+
+
+def test_penalty_per_source_shared_by_workers(tserver, area_users, netns):
+    """Repeated failures from one (non-loopback) address wait longer: the
+    second 2 s, the third 4 s, also on another connection, which another
+    worker serves; the answer never comes sooner."""
+    area, opts = area_users
+    srv = tserver(area.base, *opts, "--allow-plaintext", prefix=netns.prefix)
+    a = Pop(sock=netns.socket_connect(srv.port, timeout=60))
+    assert a.sock.getsockname()[0] == netns.addr
+    a.ok("USER alice")
+    r, first = timed(a, "PASS wrong1")
+    assert r == AUTH_FAIL and first >= 0.5, (r, first)
+    a.ok("USER mallory")
+    r, second = timed(a, "PASS wrong2")
+    assert r == AUTH_FAIL and second >= 2.0, (r, second)
+    b = Pop(sock=netns.socket_connect(srv.port, timeout=60))
+    b.ok("USER alice")
+    r, third = timed(b, "PASS wrong3")
+    assert r == AUTH_FAIL and third >= 4.0, (r, third)
+    # the right password still gets in, and clears the record
+    b.ok("USER alice")
+    assert b.cmd("PASS " + PASSWORD).startswith(b"+OK")
+    b.quit()
+    a.ok("USER alice")
+    r, after = timed(a, "PASS wrong4")
+    assert r == AUTH_FAIL and 0.5 <= after < 2.0, (r, after)
+
+
+@pytest.fixture
+def tserver():
+    started = []
+
+    def start(*args, **kw):
+        s = TlsServer(*args, **kw)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def test_password_wiped_from_memory(pop3d, area_users, tmp_path):
+    """After a login (PASS, then AUTH PLAIN) the password is in no buffer
+    of the worker: a core dump of it does not hold the bytes."""
+    gcore = need_tool("gcore")
+    area, opts = area_users
+    srv = pop3d(area.base, *opts)
+    for how in ("PASS", "AUTH"):
+        c = Pop(srv.port)
+        if how == "PASS":
+            c.ok("USER alice")
+            c.ok("PASS " + PASSWORD)
+        else:
+            c.ok("AUTH PLAIN " + base64.b64encode(
+                b"\0alice\0" + PASSWORD.encode()).decode())
+        pid = worker_of(srv, c)
+        core = str(tmp_path / ("core-" + how))
+        r = subprocess.run([gcore, "-o", core, str(pid)],
+                           capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        with open("%s.%d" % (core, pid), "rb") as f:
+            data = f.read()
+        os.unlink("%s.%d" % (core, pid))
+        # no 8-byte piece of the password or of its base64 form
+        for secret in (PASSWORD.encode(), base64.b64encode(
+                b"\0alice\0" + PASSWORD.encode())[8:]):
+            for i in range(len(secret) - 7):
+                assert secret[i:i + 8] not in data, (how, secret[i:i + 8])
+        c.ok("NOOP")
+        c.quit()
