@@ -54,7 +54,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 FUZZ_CC ?= clang
 FUZZ_O = fuzz-build
 FUZZ_SECONDS ?= 60
-FUZZERS = reader dotstuff users session reply
+FUZZERS = reader dotstuff users session reply proxy
 FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LINK = -fsanitize=fuzzer,address,undefined
@@ -121,6 +121,10 @@ $(O)/tests/fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c \
     $(addprefix $(O)/,$(filter-out pop3c.o,$(POP3C_OBJS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SSL_LIBS)
+
+$(O)/tests/fuzz/fuzz_proxy: tests/fuzz/fuzz_proxy.c $(O)/proxy.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
 
 fuzzers: $(FUZZ_BINS)
 

@@ -7,9 +7,10 @@
  * for shape: the greeting first, every line ended by CRLF, and a bounded
  * amount per command.
  *
- * A first byte below 0x20 is not sent but picks options: 1 --exclusive,
+ * A first byte below 0x40 is not sent but picks options: 1 --exclusive,
  * 2 --delete-now, 4 --order arrival, 8 the shared size cache,
- * 16 --max-messages 4 (fewer than the maildrop holds).
+ * 16 --max-messages 4 (fewer than the maildrop holds), 32 a Maildir
+ * (messages in new/ and in cur/ with flags) instead of the flat folder.
  *
  * The maildrop holds messages in the awkward shapes (dot lines, CRLF, no
  * final newline, a bare CR at the end, empty, header only, a dotfile)
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -52,21 +54,37 @@ static const struct {
 };
 #define NMSGS	(sizeof(msgs) / sizeof(msgs[0]))
 
+/* The Maildir: the same messages under Maildir names. */
+static const struct {
+	const char	*name;
+	int		 msg;		/* index in msgs */
+} mdmsgs[] = {
+	{ "new/1700000001.M1P10.fuzz", 0 },
+	{ "new/1700000002.M2P10.fuzz", 1 },
+	{ "cur/1600000003.M3P10.fuzz:2,S", 2 },
+	{ "cur/1600000004.M4P10.fuzz:2,", 3 },
+	{ "cur/1600000005.M5P10.fuzz:2,RST", 4 },
+	{ "cur/1600000006.M6P10.fuzz", 5 },
+	{ "new/1700000007.M7P10.fuzz:2,S", 6 },
+};
+#define NMDMSGS	(sizeof(mdmsgs) / sizeof(mdmsgs[0]))
+
 /* Input beyond this is not sent: it fits the socket buffer at once. */
 #define INPUT_MAX	65536
 
 static char maildrop[PATH_MAX];
+static char mdroot[PATH_MAX];	/* the Maildir: a folder of the flat one */
 static int outfd = -1;
 static struct store_cache *cache;
 
 static void
-put_file(const char *name, const char *body)
+put_file(const char *dir, const char *name, const char *body)
 {
 	char path[PATH_MAX];
 	size_t n = strlen(body);
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", maildrop, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
 	    write(fd, body, n) != (ssize_t)n || close(fd) < 0) {
 		perror(path);
@@ -86,8 +104,44 @@ restore(void)
 		snprintf(path, sizeof(path), "%s/%s", maildrop, msgs[i].name);
 		if (lstat(path, &sb) < 0 ||
 		    (size_t)sb.st_size != strlen(msgs[i].body))
-			put_file(msgs[i].name, msgs[i].body);
+			put_file(maildrop, msgs[i].name, msgs[i].body);
 	}
+}
+
+/* Empty new/, cur/ and tmp/ of the Maildir. */
+static void
+empty_maildir(void)
+{
+	static const char *subs[] = { "new", "cur", "tmp" };
+	char path[PATH_MAX];
+	struct dirent *de;
+	size_t i;
+	DIR *d;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", mdroot, subs[i]);
+		if ((d = opendir(path)) == NULL)
+			abort();
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+				abort();
+		}
+		closedir(d);
+	}
+}
+
+/* Lay the Maildir out anew: a session moves new/ to cur/. */
+static void
+restore_maildir(void)
+{
+	size_t i;
+
+	empty_maildir();
+	for (i = 0; i < NMDMSGS; i++)
+		put_file(mdroot, mdmsgs[i].name, msgs[mdmsgs[i].msg].body);
 }
 
 static void
@@ -104,6 +158,13 @@ cleanup(void)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/folder", maildrop);
 	rmdir(path);
+	empty_maildir();
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", mdroot,
+		    i == 0 ? "new" : i == 1 ? "cur" : "tmp");
+		rmdir(path);
+	}
+	rmdir(mdroot);
 	rmdir(maildrop);
 }
 
@@ -132,6 +193,19 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (symlink("01-plain", path) < 0)
 		abort();
 	restore();
+	snprintf(mdroot, sizeof(mdroot), "%s/Maildir", maildrop);
+	if (mkdir(mdroot, 0700) < 0)
+		abort();
+	snprintf(path, sizeof(path), "%s/new", mdroot);
+	if (mkdir(path, 0700) < 0)
+		abort();
+	snprintf(path, sizeof(path), "%s/cur", mdroot);
+	if (mkdir(path, 0700) < 0)
+		abort();
+	snprintf(path, sizeof(path), "%s/tmp", mdroot);
+	if (mkdir(path, 0700) < 0)
+		abort();
+	restore_maildir();
 	if ((outfd = memfd_create("pop3d-fuzz-out", MFD_CLOEXEC)) < 0)
 		abort();
 	if ((cache = store_cache_new()) == NULL)
@@ -174,12 +248,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > INPUT_MAX)
 		return 0;
-	if (size > 0 && data[0] < 0x20) {
+	if (size > 0 && data[0] < 0x40) {
 		flags = data[0];
 		data++;
 		size--;
 	}
 	restore();
+	if (flags & 32)
+		restore_maildir();
 	if (ftruncate(outfd, 0) < 0 || lseek(outfd, 0, SEEK_SET) < 0)
 		abort();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -190,7 +266,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.maildrop = maildrop;
+	cfg.maildrop = flags & 32 ? mdroot : maildrop;
 	cfg.users = NULL;
 	cfg.timeout = 30;
 	cfg.store.order = flags & 4 ? STORE_ORDER_ARRIVAL :
