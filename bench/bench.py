@@ -28,10 +28,15 @@ HOST = "127.0.0.1"
 PASS = "bench"
 HOLD = 100  # idle sessions held for the PSS figure
 
+# Nothing is pre-warmed: one session after a start (or none, for the
+# "first session" rows) builds what a server keeps, then sessions land on
+# whatever worker accepts them.
 FULL = dict(rate_secs=5.0, rate_reps=5, cold_reps=5, warm_reps=5,
-            warmup=8, retr_reps=5, pss_reps=3)
+            retr_reps=5, pss_reps=3)
 QUICK = dict(rate_secs=0.8, rate_reps=3, cold_reps=2, warm_reps=2,
-             warmup=8, retr_reps=2, pss_reps=1)
+             retr_reps=2, pss_reps=1)
+README_BEGIN = "<!-- bench table: begin (written by a full run) -->"
+README_END = "<!-- bench table: end -->"
 
 
 def log(msg):
@@ -118,6 +123,10 @@ class Bench:
         self.dovecot = None
         self.dovecot_why = None
         self.bigfile = os.path.join(self.data, "big", "msg00001")
+        # pop3d's index folder: empty at the start of every run
+        self.index = os.path.join(self.out, "index")
+        shutil.rmtree(self.index, ignore_errors=True)
+        os.makedirs(self.index)
 
     # ---------------------------------------------------------- helpers
     def add(self, row, server, value, cpu=None):
@@ -156,9 +165,12 @@ class Bench:
             p.wait()
 
     # ---------------------------------------------------------- servers
-    def pop3d(self, drop):
+    def pop3d(self, drop, index=True):
+        """pop3d on a maildrop, with the run's index folder (kept across
+        restarts, as /var/cache/pop3d is), or with none."""
         port = free_port()
-        p = self.spawn([self.a.pop3d, str(port),
+        p = self.spawn([self.a.pop3d, "--index-dir",
+                        self.index if index else "", str(port),
                         os.path.join(self.data, drop)], "pop3d-" + drop, port)
         return p, port
 
@@ -184,31 +196,48 @@ class Bench:
             self.dovecot_why = (f"user 'mail' cannot read {self.data} "
                                 "(use --out under a world-readable path)")
             return
-        tmp = tempfile.mkdtemp(prefix="pop3d-bench-dovecot.")
-        os.chmod(tmp, 0o755)
-        for d in ("index", "control", "home"):
-            os.mkdir(os.path.join(tmp, d))
-            os.chown(os.path.join(tmp, d), mail.pw_uid, mail.pw_gid)
-        self.dport = free_port()
-        with open(os.path.join(HERE, "dovecot.conf.in")) as f:
-            conf = f.read()
-        conf = (conf.replace("@TMP@", tmp)
-                .replace("@DATA@", os.path.abspath(self.data))
-                .replace("@PORT@", str(self.dport))
-                .replace("@LOG@", os.path.join(os.path.abspath(self.logs),
-                                               "dovecot-server.log"))
-                .replace("@MAILUID@", str(mail.pw_uid))
-                .replace("@MAILGID@", str(mail.pw_gid))
-                .replace("@CORES@", str(os.cpu_count() or 1)))
-        self.dconf = os.path.join(tmp, "dovecot.conf")
-        with open(self.dconf, "w") as f:
-            f.write(conf)
-        self.dexe, self.dtmp = exe, tmp
+        self.dtmps = []
+        for variant in ("reused", "default"):
+            tmp = tempfile.mkdtemp(prefix="pop3d-bench-dovecot.")
+            self.dtmps.append(tmp)
+            os.chmod(tmp, 0o755)
+            for d in ("index", "control", "home"):
+                os.mkdir(os.path.join(tmp, d))
+                os.chown(os.path.join(tmp, d), mail.pw_uid, mail.pw_gid)
+            port = free_port()
+            with open(os.path.join(HERE, "dovecot.conf.in")) as f:
+                conf = f.read()
+            reused = variant == "reused"
+            conf = (conf.replace("@TMP@", tmp)
+                    .replace("@VARIANT@", variant)
+                    .replace("@DATA@", os.path.abspath(self.data))
+                    .replace("@PORT@", str(port))
+                    .replace("@LOG@", os.path.join(
+                        os.path.abspath(self.logs),
+                        f"dovecot-{variant}-server.log"))
+                    .replace("@MAILUID@", str(mail.pw_uid))
+                    .replace("@MAILGID@", str(mail.pw_gid))
+                    .replace("@LOGIN_TUNING@", "service_count = 0\n  "
+                             f"process_min_avail = {os.cpu_count() or 1}"
+                             if reused else "")
+                    .replace("@POP3_TUNING@",
+                             "service_count = 0" if reused else ""))
+            path = os.path.join(tmp, "dovecot.conf")
+            with open(path, "w") as f:
+                f.write(conf)
+            if reused:
+                self.dconf, self.dport, self.dtmp = path, port, tmp
+            else:
+                self.dconf_def, self.dport_def = path, port
+        self.dexe = exe
         ver = subprocess.run([exe, "--version"], capture_output=True,
                              text=True).stdout.strip()
         self.dovecot = ver or "?"
 
-    def dovecot_start(self):
+    def dovecot_start(self, default=False):
+        if default:
+            return self.spawn([self.dexe, "-F", "-c", self.dconf_def],
+                              "dovecot-default", self.dport_def)
         return self.spawn([self.dexe, "-F", "-c", self.dconf], "dovecot",
                           self.dport)
 
@@ -237,7 +266,11 @@ class Bench:
                 f"{statistics.median(self.samples[(f'{label}{clients}', server)]):.0f}/s")
 
     def ops(self, server, start, stop, user):
-        """login+STAT cold (first session after a start), then warm."""
+        """login+STAT on 10,000 messages: the first session after a start
+        (what the server kept on disk from an earlier session, nothing in
+        memory), then sessions on whatever worker takes them after one
+        session since the start, then LIST, UIDL and TOP in those."""
+        self.loadgen_prime(start, stop, user)
         for _ in range(self.cfg["cold_reps"]):
             p, port = start()
             r = self.loadgen("ops", HOST, port, user, PASS, 10000, 1,
@@ -245,8 +278,7 @@ class Bench:
             self.add("cold", server, float(r["login_stat_ms"]))
             stop(p)
         p, port = start()
-        self.loadgen("ops", HOST, port, user, PASS, 10000,
-                     self.cfg["warmup"], "login")
+        self.loadgen("ops", HOST, port, user, PASS, 10000, 1, "login")
         for r in self.loadgen("ops", HOST, port, user, PASS, 10000,
                               self.cfg["warm_reps"], "all"):
             self.add("warm", server, float(r["login_stat_ms"]))
@@ -254,9 +286,43 @@ class Bench:
             self.add("uidl", server, float(r["uidl_ms"]))
             self.add("top", server, float(r["top_ms"]), float(r["cpu"]))
         stop(p)
-        log(f"  {server}: cold {statistics.median(self.samples[('cold', server)]):.1f} ms, "
-            f"warm {statistics.median(self.samples[('warm', server)]):.1f} ms, "
+        log(f"  {server}: first session {statistics.median(self.samples[('cold', server)]):.1f} ms, "
+            f"any worker {statistics.median(self.samples[('warm', server)]):.1f} ms, "
             f"TOP {statistics.median(self.samples[('top', server)]):.0f} ms")
+
+    def loadgen_prime(self, start, stop, user):
+        """One session on a fresh start: what an earlier run leaves."""
+        p, port = start()
+        self.loadgen("ops", HOST, port, user, PASS, 10000, 1, "login")
+        stop(p)
+
+    def newmail(self, server, port, user, folder):
+        """login+STAT after one new message arrived (by rename) since the
+        last session, on whatever worker takes it."""
+        self.loadgen("ops", HOST, port, user, PASS, self.newmail_n, 1,
+                     "login")
+        for i in range(self.cfg["warm_reps"]):
+            tmp = os.path.join(self.data, f".newmail-{server}-{i}")
+            with open(tmp, "wb") as f:
+                f.write(b"Subject: new mail %d\n\nhello\n" % i)
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, os.path.join(folder, f"new-{server}-{i}"))
+            self.newmail_n += 1
+            r = self.loadgen("ops", HOST, port, user, PASS, self.newmail_n,
+                             1, "login")[0]
+            self.add("newmail", server, float(r["login_stat_ms"]))
+        log(f"  {server}: after new mail "
+            f"{statistics.median(self.samples[('newmail', server)]):.1f} ms")
+
+    def copy_m10k(self, src, dst, owner=None):
+        """A hard-linked copy of a 10,000-message maildrop to add mail to;
+        its folders (not the shared files) given to owner."""
+        shutil.rmtree(dst, ignore_errors=True)
+        subprocess.run(["cp", "-al", src, dst], check=True)
+        if owner is not None:
+            for d, _, _ in os.walk(dst):
+                os.chown(d, owner.pw_uid, owner.pw_gid)
+        self.newmail_n = 10000
 
     def retr(self, server, port, user):
         rows = self.loadgen("retr", HOST, port, user, PASS, self.bigfile,
@@ -317,7 +383,8 @@ class Bench:
             for p in self.procs:
                 self.stop(p)
             if self.dovecot and not self.a.keep:
-                shutil.rmtree(self.dtmp, ignore_errors=True)
+                for t in self.dtmps:
+                    shutil.rmtree(t, ignore_errors=True)
         self.elapsed = time.time() - t0
         self.report()
 
@@ -333,6 +400,7 @@ class Bench:
             port = free_port()
             p = self.spawn([ssa, "--accept", "--inetd", "-l",
                             f"{HOST}:{port}", os.path.abspath(self.a.pop3d),
+                            "--index-dir", self.index,
                             os.path.join(self.data, "m10")],
                            "pop3d-stdio", port)
             for _ in range(self.cfg["rate_reps"]):
@@ -358,6 +426,36 @@ class Bench:
 
         log("pop3d: 10,000 messages")
         self.ops("pop3d", lambda: self.pop3d("m10k"), self.stop, "bench")
+        for _ in range(self.cfg["cold_reps"]):
+            p, port = self.pop3d("m10k", index=False)
+            r = self.loadgen("ops", HOST, port, "bench", PASS, 10000, 1,
+                             "login")[0]
+            self.add("noindex", "pop3d", float(r["login_stat_ms"]))
+            self.stop(p)
+        log(f"  pop3d without an index: {statistics.median(self.samples[('noindex', 'pop3d')]):.0f} ms")
+
+        log("pop3d: 10,000 messages, one new message before each session")
+        folder = os.path.join(self.data, "m10k-new")
+        self.copy_m10k(os.path.join(self.data, "m10k"), folder)
+        p, port = self.pop3d("m10k-new")
+        self.newmail("pop3d", port, "bench", folder)
+        self.stop(p)
+        shutil.rmtree(folder, ignore_errors=True)
+
+        if ssa:
+            log("pop3d: 10,000 messages, stdio mode")
+            port = free_port()
+            p = self.spawn([ssa, "--accept", "--inetd", "-l",
+                            f"{HOST}:{port}", os.path.abspath(self.a.pop3d),
+                            "--index-dir", self.index,
+                            os.path.join(self.data, "m10k")],
+                           "pop3d-stdio-m10k", port)
+            self.loadgen("ops", HOST, port, "bench", PASS, 10000, 1, "login")
+            for r in self.loadgen("ops", HOST, port, "bench", PASS, 10000,
+                                  self.cfg["warm_reps"], "login"):
+                self.add("stdio10k", "pop3d", float(r["login_stat_ms"]))
+            self.stop(p)
+            log(f"  pop3d stdio: {statistics.median(self.samples[('stdio10k', 'pop3d')]):.1f} ms")
 
         log("pop3d: RETR 256 MiB")
         p, port = self.pop3d("big")
@@ -385,6 +483,32 @@ class Bench:
         self.dovecot_stop(p)
         log("dovecot: 10,000 messages")
         self.ops("dovecot", start, self.dovecot_stop, "m10k")
+
+        log("dovecot: 10,000 messages, one new message before each session")
+        folder = os.path.join(self.data, "maildir", "m10knew")
+        self.copy_m10k(os.path.join(self.data, "maildir", "m10k"), folder,
+                       pwd.getpwnam("mail"))
+        p = self.dovecot_start()
+        self.newmail("dovecot", self.dport, "m10knew",
+                     os.path.join(folder, "new"))
+        self.dovecot_stop(p)
+        shutil.rmtree(folder, ignore_errors=True)
+
+        # The stdio rows' references: Dovecot reusing processes (above:
+        # the "any worker" sessions) and with its defaults, a login and a
+        # mail process per connection, as pop3d's stdio mode has.
+        self.samples[("stdio10k", "dovecot")] = list(
+            self.samples[("warm", "dovecot")])
+        log("dovecot (defaults: a process per connection): 10,000 messages")
+        p = self.dovecot_start(default=True)
+        self.loadgen("ops", HOST, self.dport_def, "m10k", PASS, 10000, 1,
+                     "login")
+        for r in self.loadgen("ops", HOST, self.dport_def, "m10k", PASS,
+                              10000, self.cfg["warm_reps"], "login"):
+            self.add("stdio10kdef", "dovecot", float(r["login_stat_ms"]))
+        self.dovecot_stop(p)
+        self.samples[("stdio10kdef", "pop3d")] = list(
+            self.samples.get(("stdio10k", "pop3d"), []))
         log(f"dovecot: PSS with {HOLD} idle sessions")
         self.pss("dovecot", start, self.dovecot_stop, "m10")
 
@@ -397,6 +521,17 @@ class Bench:
         self.stop(p)
 
     # ---------------------------------------------------------- output
+    def update_readme(self, md):
+        path = os.path.join(HERE, "README.md")
+        with open(path) as f:
+            text = update_readme_text(f.read(), md)
+        if text is None:
+            log("bench/README.md has no table markers: not updated")
+            return
+        with open(path, "w") as f:
+            f.write(text)
+        log(f"written: {path}")
+
     def report(self):
         rows = [
             # key, label, unit, higher_is_better, goal (factor vs Dovecot)
@@ -404,11 +539,15 @@ class Bench:
             ("rate16", "Sessions/s, 16 clients", "sessions/s", True, None),
             ("rate64", "Sessions/s, 64 clients", "sessions/s", True, None),
             ("stdio1", "Sessions/s, 1 client, stdio mode under systemd-socket-activate --accept --inetd (ceiling: minimal C responder)", "sessions/s", True, None),
-            ("cold", "login+STAT, 10,000 msgs, first session after start", "ms", False, None),
-            ("warm", "login+STAT, 10,000 msgs, warm", "ms", False, 2.0),
-            ("list", "LIST, 10,000 msgs (warm)", "ms", False, 1.0),
-            ("uidl", "UIDL, 10,000 msgs (warm)", "ms", False, 1.0),
-            ("top", "TOP n 0 for all 10,000, one by one (warm)", "ms", False, 2.0),
+            ("stdio10k", "login+STAT, 10,000 msgs, stdio mode (systemd-socket-activate --accept --inetd), vs Dovecot reusing processes", "ms", False, 2.0),
+            ("stdio10kdef", "the same, vs Dovecot's defaults (a process per connection)", "ms", False, None),
+            ("cold", "login+STAT, 10,000 msgs, first session after start (index from an earlier session)", "ms", False, 1.0),
+            ("noindex", "login+STAT, 10,000 msgs, first session, no index (pop3d reads every file)", "ms", False, None),
+            ("warm", "login+STAT, 10,000 msgs, listener, a session on any worker", "ms", False, 2.0),
+            ("newmail", "login+STAT, 10,000 msgs, listener, any worker, one new message since the last session", "ms", False, 2.0),
+            ("list", "LIST, 10,000 msgs (any worker)", "ms", False, 1.0),
+            ("uidl", "UIDL, 10,000 msgs (any worker)", "ms", False, 1.0),
+            ("top", "TOP n 0 for all 10,000, one by one (any worker)", "ms", False, 2.0),
             ("retr", "RETR 256 MiB, verified", "GB/s", True, 3.5),
             ("pss", f"PSS per idle logged-in session ({HOLD} held)", "KB", False, None),
         ]
@@ -506,7 +645,8 @@ class Bench:
             f"{self.elapsed:.0f} s. Medians with (min-max) over "
             f"{c['rate_reps']} runs of {c['rate_secs']:g} s (session rates), "
             f"{c['cold_reps']} restarts (first session), {c['warm_reps']} "
-            f"sessions after {c['warmup']} warm-up logins (warm rows), "
+            f"sessions after one session since the start (other rows; no "
+            f"worker pre-warmed), "
             f"{c['retr_reps']} RETRs after one warm-up, {c['pss_reps']} "
             f"PSS measurement(s).\n"
             "\"pop3d vs Dovecot\" is pop3d's advantage (Dovecot's time or "
@@ -521,6 +661,8 @@ class Bench:
         md = f"{table}\n\n{notes}\n\nMachine: {machine}\n"
         with open(os.path.join(self.out, "results.md"), "w") as f:
             f.write(md)
+        if not self.a.quick:
+            self.update_readme(md)
         with open(os.path.join(self.out, "results.json"), "w") as f:
             json.dump({"config": c, "quick": self.a.quick,
                        "machine": machine,
@@ -538,6 +680,14 @@ class Bench:
                   f"{len(self.verdicts)}" +
                   (f"; behind on: {', '.join(missed)}" if missed else ""))
         print(f"written: {os.path.join(self.out, 'results.md')}")
+
+
+def update_readme_text(text, md):
+    """text with the part between the README markers replaced by md."""
+    a, b = text.find(README_BEGIN), text.find(README_END)
+    if a < 0 or b < a:
+        return None
+    return text[:a + len(README_BEGIN)] + "\n\n" + md + "\n" + text[b:]
 
 
 def main():
