@@ -50,11 +50,42 @@ struct disk_rec {
 
 struct index {
 	struct disk_head h;
-	struct index_rec *recs;
+	const char	*recs;		/* the records, in buf */
+	const char	*names;		/* the names, in buf */
 	size_t		 n;
 	size_t		*byino;		/* record numbers by inode, made on use */
+	struct index_rec found;		/* what index_find returned */
 	char		*buf;		/* the file as read */
 };
+
+/* Record i, decoded (records may sit unaligned in the buffer). */
+static void
+get_rec(const struct index *ix, size_t i, struct index_rec *r)
+{
+	struct disk_rec d;
+
+	memcpy(&d, ix->recs + i * sizeof(d), sizeof(d));
+	r->dev = d.dev;
+	r->ino = d.ino;
+	r->fsize = d.fsize;
+	r->mtime.tv_sec = d.mtime_s;
+	r->mtime.tv_nsec = d.mtime_ns;
+	r->ctime.tv_sec = d.ctime_s;
+	r->ctime.tv_nsec = d.ctime_ns;
+	r->size = d.size;
+	r->flags = d.flags;
+	r->name = ix->names + d.name;
+}
+
+static uint64_t
+rec_ino(const struct index *ix, size_t i)
+{
+	uint64_t ino;
+
+	memcpy(&ino, ix->recs + i * sizeof(struct disk_rec) +
+	    offsetof(struct disk_rec, ino), sizeof(ino));
+	return ino;
+}
 
 /* Word-at-a-time checksum (not cryptographic: it finds torn and damaged
  * files, the owner check keeps out others' files). */
@@ -169,13 +200,12 @@ read_all(int fd, char *p, size_t n)
 	return 0;
 }
 
-/* Check the file in ix->buf (len bytes) and fill in the records. */
+/* Check the file in ix->buf (len bytes) and find its parts. */
 static int
 parse(struct index *ix, size_t len, const struct stat *md)
 {
 	const struct disk_head *h = &ix->h;
-	const struct disk_rec *dr;
-	const char *names;
+	const size_t rs = sizeof(struct disk_rec);
 	size_t i, hs = offsetof(struct disk_head, sum) + sizeof(h->sum);
 
 	if (len < sizeof(*h))
@@ -186,33 +216,20 @@ parse(struct index *ix, size_t len, const struct stat *md)
 	    h->md_dev != (uint64_t)md->st_dev ||
 	    h->md_ino != (uint64_t)md->st_ino ||
 	    h->nrec > STORE_MAX_MESSAGES || h->names > INDEX_MAX_BYTES ||
-	    len != sizeof(*h) + h->nrec * sizeof(*dr) + h->names ||
+	    len != sizeof(*h) + h->nrec * rs + h->names ||
 	    checksum(ix->buf + hs, len - hs) != h->sum)
 		return -1;
 	if (h->names > 0 && ix->buf[len - 1] != '\0')
 		return -1;
-	dr = (const struct disk_rec *)(ix->buf + sizeof(*h));
-	names = (const char *)(dr + h->nrec);
-	if ((ix->recs = calloc(h->nrec ? h->nrec : 1, sizeof(*ix->recs))) ==
-	    NULL)
-		return log_warn("calloc");
+	ix->recs = ix->buf + sizeof(*h);
+	ix->names = ix->recs + h->nrec * rs;
 	for (i = 0; i < h->nrec; i++) {
-		struct index_rec *r = &ix->recs[i];
-		struct disk_rec d;
+		uint32_t off;
 
-		memcpy(&d, &dr[i], sizeof(d));
-		if (d.name >= h->names || names[d.name] == '\0')
+		memcpy(&off, ix->recs + i * rs +
+		    offsetof(struct disk_rec, name), sizeof(off));
+		if (off >= h->names || ix->names[off] == '\0')
 			return -1;
-		r->dev = d.dev;
-		r->ino = d.ino;
-		r->fsize = d.fsize;
-		r->mtime.tv_sec = d.mtime_s;
-		r->mtime.tv_nsec = d.mtime_ns;
-		r->ctime.tv_sec = d.ctime_s;
-		r->ctime.tv_nsec = d.ctime_ns;
-		r->size = d.size;
-		r->flags = d.flags;
-		r->name = names + d.name;
 	}
 	ix->n = h->nrec;
 	return 0;
@@ -266,7 +283,6 @@ index_free(struct index *ix)
 {
 	if (ix == NULL)
 		return;
-	free(ix->recs);
 	free(ix->byino);
 	free(ix->buf);
 	free(ix);
@@ -278,10 +294,10 @@ index_count(const struct index *ix)
 	return ix->n;
 }
 
-const struct index_rec *
-index_rec(const struct index *ix, size_t i)
+void
+index_get(const struct index *ix, size_t i, struct index_rec *r)
 {
-	return &ix->recs[i];
+	get_rec(ix, i, r);
 }
 
 static int
@@ -302,8 +318,9 @@ index_current(const struct index *ix, const struct stat *md)
 static int
 ino_cmp(const void *a, const void *b, void *arg)
 {
-	const struct index_rec *r = arg;
-	uint64_t x = r[*(const size_t *)a].ino, y = r[*(const size_t *)b].ino;
+	const struct index *ix = arg;
+	uint64_t x = rec_ino(ix, *(const size_t *)a);
+	uint64_t y = rec_ino(ix, *(const size_t *)b);
 
 	return x < y ? -1 : x > y;
 }
@@ -321,22 +338,22 @@ index_find(struct index *ix, const struct stat *sb)
 			return NULL;
 		for (i = 0; i < ix->n; i++)
 			ix->byino[i] = i;
-		qsort_r(ix->byino, ix->n, sizeof(*ix->byino), ino_cmp,
-		    ix->recs);
+		qsort_r(ix->byino, ix->n, sizeof(*ix->byino), ino_cmp, ix);
 	}
 	hi = ix->n;
 	while (lo < hi) {
 		i = lo + (hi - lo) / 2;
-		if (ix->recs[ix->byino[i]].ino < (uint64_t)sb->st_ino)
+		if (rec_ino(ix, ix->byino[i]) < (uint64_t)sb->st_ino)
 			lo = i + 1;
 		else
 			hi = i;
 	}
 	for (; lo < ix->n; lo++) {
-		const struct index_rec *r = &ix->recs[ix->byino[lo]];
+		struct index_rec *r = &ix->found;
 
-		if (r->ino != (uint64_t)sb->st_ino)
+		if (rec_ino(ix, ix->byino[lo]) != (uint64_t)sb->st_ino)
 			break;
+		get_rec(ix, ix->byino[lo], r);
 		if (r->dev == (uint64_t)sb->st_dev &&
 		    r->fsize == (uint64_t)sb->st_size &&
 		    ts_eq(r->mtime, sb->st_mtim) && ts_eq(r->ctime, sb->st_ctim))

@@ -53,16 +53,17 @@ struct index;
 struct index *index_load(int idxfd, const struct stat *md);
 void	index_free(struct index *);
 
-/* Records, in the directory order they were written in. */
+/* Records, in the directory order they were written in: record i into
+ * *r (its name points into the index, valid until index_free). */
 size_t	index_count(const struct index *);
-const struct index_rec *index_rec(const struct index *, size_t i);
+void	index_get(const struct index *, size_t i, struct index_rec *r);
 
 /* 1 when the maildrop directory is as it was when the index was written
  * and had settled by then: the records are then the listing itself. */
 int	index_current(const struct index *, const struct stat *md);
 
 /* The record for this file if its identity (device, inode, size, mtime,
- * ctime) matches, else NULL. */
+ * ctime) matches, else NULL; valid until the next call. */
 const struct index_rec *index_find(struct index *, const struct stat *sb);
 
 /*

@@ -22,6 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "index.h"
 #include "log.h"
 #include "maildir.h"
@@ -670,9 +674,10 @@ from_index(struct store *st, const struct index *ix)
 		return STORE_IOERR;
 	}
 	for (i = 0; i < n; i++) {
-		const struct index_rec *r = index_rec(ix, i);
+		struct index_rec rec, *r = &rec;
 		struct msg *m = &st->msgs[i];
 
+		index_get(ix, i, r);
 		if ((m->name = strdup(r->name)) == NULL) {
 			log_warn("strdup");
 			return STORE_IOERR;	/* store_close frees st->n */
@@ -1043,6 +1048,147 @@ store_msg_close(struct store_msg *sm)
 	sm->fd = -1;
 }
 
+/*
+ * RETR of a whole message, the hot path: the file in large reads, each
+ * converted in one pass straight into a large output buffer (16 bytes
+ * copied and scanned for LF at a time; at a LF, CR added unless there is
+ * one, a '.' starting the next line doubled), then handed to the writer in
+ * one call, which writes it at once.  The buffers are allocated for the
+ * message (glibc maps blocks this large and unmaps them when freed, so an
+ * idle session keeps none of it).
+ */
+#define RETR_IN		(256 * 1024)
+#define RETR_SLACK	64		/* a vector load or store past the end */
+
+struct retr {
+	int		bol;		/* the last chunk ended a line */
+	int		prev;		/* its last byte */
+	uint64_t	dots;		/* stuffing added */
+	uint64_t	out;		/* bytes produced */
+	char		in[RETR_IN + RETR_SLACK];
+	char		obuf[2 * RETR_IN + RETR_SLACK];
+};
+
+/* Convert in[0..n) (RETR_SLACK readable bytes after it) into out (room for
+ * 2n + RETR_SLACK); the number of bytes written. */
+static size_t
+retr_encode(struct retr *r, const char *in, size_t n, char *out)
+{
+	const char *p = in, *end = in + n;
+	char *o = out;
+#ifdef __SSE2__
+	const __m128i lf = _mm_set1_epi8('\n');
+#endif
+
+	if (n == 0)
+		return 0;
+	if (r->bol && *p == '.') {
+		*o++ = '.';
+		r->dots++;
+	}
+	while (p < end) {
+		size_t room = end - p, k;
+		int prev;
+#ifdef __SSE2__
+		/* 64 bytes a step: lines are some 70 bytes long, so most
+		 * steps find the line's end and few are spent in between. */
+		const __m128i *vp = (const __m128i *)(const void *)p;
+		__m128i *vo = (__m128i *)(void *)o;
+		__m128i v0 = _mm_loadu_si128(vp), v1 = _mm_loadu_si128(vp + 1);
+		__m128i v2 = _mm_loadu_si128(vp + 2), v3 = _mm_loadu_si128(vp + 3);
+		uint64_t mask;
+
+		_mm_storeu_si128(vo, v0);
+		_mm_storeu_si128(vo + 1, v1);
+		_mm_storeu_si128(vo + 2, v2);
+		_mm_storeu_si128(vo + 3, v3);
+		mask = (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, lf)) |
+		    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, lf)) << 16 |
+		    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v2, lf)) << 32 |
+		    (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v3, lf)) << 48;
+		if (room < 64)
+			mask &= ((uint64_t)1 << room) - 1;
+		if (mask == 0) {
+			k = room < 64 ? room : 64;
+			p += k;
+			o += k;
+			continue;
+		}
+		k = __builtin_ctzll(mask);
+#else
+		for (k = 0; k < room && p[k] != '\n'; k++)
+			o[k] = p[k];
+		if (k == room) {
+			p += k;
+			o += k;
+			continue;
+		}
+#endif
+		p += k;
+		o += k;
+		prev = p > in ? (unsigned char)p[-1] : r->prev;
+		if (prev != '\r')
+			*o++ = '\r';
+		*o++ = '\n';
+		if (++p < end && *p == '.') {
+			*o++ = '.';
+			r->dots++;
+		}
+	}
+	r->prev = (unsigned char)end[-1];
+	r->bol = r->prev == '\n';
+	r->out += o - out;
+	return o - out;
+}
+
+static enum store_status
+retr_send(struct store_msg *sm, struct writer *w)
+{
+	struct msg *m = sm->m;
+	struct retr *r;
+	off_t left = m->fsize;
+	enum store_status st = STORE_OK;
+
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		log_warn("malloc");
+		store_msg_close(sm);
+		return STORE_BROKEN;
+	}
+	r->bol = 1;
+	r->prev = '\n';
+	r->dots = r->out = 0;
+	while (left > 0) {
+		ssize_t k = read(sm->fd, r->in,
+		    left < RETR_IN ? (size_t)left : RETR_IN);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (k < 0)
+				log_warn("read %s", m->name);
+			else
+				log_warnx("%s shrank while being sent", m->name);
+			st = STORE_BROKEN;
+			break;
+		}
+		left -= k;
+		if (writer_put(w, r->obuf, retr_encode(r, r->in, k, r->obuf)) < 0) {
+			st = STORE_BROKEN;
+			break;
+		}
+	}
+	store_msg_close(sm);
+	if (st == STORE_OK && r->out - r->dots + (r->bol ? 0 : 2) != m->size) {
+		log_warnx("%s changed while being sent", m->name);
+		st = STORE_BROKEN;
+	}
+	if (st == STORE_OK && writer_put(w, r->bol ? ".\r\n" : "\r\n.\r\n",
+	    r->bol ? 3 : 5) < 0)
+		st = STORE_BROKEN;
+	free(r);
+	return st;
+}
+
 enum store_status
 store_msg_send(struct store_msg *sm, long top_lines, struct writer *w)
 {
@@ -1051,6 +1197,9 @@ store_msg_send(struct store_msg *sm, long top_lines, struct writer *w)
 	struct dotenc enc;
 	off_t left;
 	int done;
+
+	if (top_lines < 0)
+		return retr_send(sm, w);
 
 	dotenc_init(&enc, top_lines);
 	left = m->fsize;
