@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from activation_util import wire
+from activation_util import Proc, need_tool, passenv_args, wire
 from auth_util import Area, make_certs, message, mkpasswd
 from conftest import POP3D, TIMEOUT, Conn, free_port
 from proxy_util import (OTHER_ADDR, connect, proxied, read_to_close,
@@ -283,3 +283,51 @@ def test_stdio_mode_reads_the_header(maildrop):
                             "--proxy-from", "127.0.0.1")
     assert got == b"" and rc == 0
     assert snapshot(maildrop) == before
+
+
+def test_accept_no_reads_the_header(maildrop, tmp_path):
+    """systemd Accept=no (the socket passed by systemd-socket-activate):
+    the same step in the workers, a good header served, a bad one closed
+    without a greeting."""
+    port = free_port()
+    act = Proc([need_tool("systemd-socket-activate"), *passenv_args(),
+                "-l", "127.0.0.1:%d" % port, POP3D, "--proxy-from",
+                "127.0.0.1", str(maildrop)], tmpdir=str(tmp_path))
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                sock = connect(port)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, act.output()
+                time.sleep(0.05)
+        sock.sendall(v2("192.0.2.44") + b"STAT\r\n")
+        c = Conn(sock=sock)
+        assert c.line().startswith(b"+OK ")
+        check_session(c, maildrop)
+        c.close()
+        before = snapshot(maildrop)
+        sock = connect(port)
+        sock.sendall(b"PROXY TCP4 1.2.3.4\r\nDELE 1\r\nQUIT\r\n")
+        assert read_to_close(sock) == b""
+        sock.close()
+        assert snapshot(maildrop) == before
+    finally:
+        act.stop()
+    assert act.sanitizer_report() is None, act.sanitizer_report()
+
+
+def test_sigterm_while_waiting_for_a_header(server, maildrop):
+    """A listener stopped while a worker waits for a header ends at once
+    and cleanly, not after the 10 s deadline."""
+    s = start(server, maildrop, "--proxy-from", "127.0.0.1")
+    sock = connect(s.port)
+    # Best effort: let a worker take the connection before the signal.
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    rc = s.stop()
+    took = time.monotonic() - t0
+    sock.close()
+    assert rc == 0
+    assert took < 8, took
