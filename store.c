@@ -989,8 +989,10 @@ make_uid(struct msg *m, int maildir)
 	} else if (ok && !maildir && nl + 1 + strlen(t) <= UIDL_MAX) {
 		k = snprintf(buf, sizeof(buf), "%s:%s", m->name, t);
 	} else {
-		/* Flat: the name's NUL is hashed too; a Maildir base has none. */
-		size_t hl = maildir ? nl : nl + 1;
+		/* Flat: the name's NUL is hashed too; a Maildir base has
+		 * none (and a name with no base at all, not made by any
+		 * delivery agent, is hashed whole). */
+		size_t hl = !maildir ? nl + 1 : nl > 0 ? nl : strlen(m->name);
 		uint64_t a = fnv1a(0xcbf29ce484222325ULL, m->name, hl);
 		uint64_t b = fnv1a(0x84222325cbf29ce4ULL ^ nl, m->name, hl);
 

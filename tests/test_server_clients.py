@@ -124,8 +124,11 @@ def fetchmail(tmp_path, port, keep):
                                      keep="keep" if keep else "no keep"))
     os.chmod(rc, 0o600)
     env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
+    # Its own lock file: as root, fetchmail's default one is system-wide,
+    # and another run of the suite may hold it.
     r = subprocess.run(["fetchmail", "--fetchmailrc", str(rc), "--nodetach",
-                        "--nosyslog", "-v"],
+                        "--nosyslog", "-v",
+                        "--pidfile", str(tmp_path / "fetchmail.pid")],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        env=env, timeout=60)
     return r, out
