@@ -694,12 +694,13 @@ from_index(struct store *st, const struct index *ix)
 	return STORE_OK;
 }
 
-/* Write the fresh listing (in directory order) to the index. */
+/* Write the fresh listing (in directory order) to the index; of a
+ * Maildir, the files of cur/ (the index is that folder's). */
 static void
 save_index(struct store *st, const struct stat *dsb, const struct timespec *t0)
 {
 	struct index_rec *recs;
-	size_t i;
+	size_t i, k;
 
 	if (st->opts.index_fd < 0)
 		return;
@@ -707,20 +708,64 @@ save_index(struct store *st, const struct stat *dsb, const struct timespec *t0)
 		log_warn("calloc");
 		return;
 	}
-	for (i = 0; i < st->n; i++) {
+	for (i = k = 0; i < st->n; i++) {
 		const struct msg *m = &st->msgs[i];
 
-		recs[i].dev = m->dev;
-		recs[i].ino = m->ino;
-		recs[i].fsize = m->fsize;
-		recs[i].mtime = m->mtime;
-		recs[i].ctime = m->ctime;
-		recs[i].size = m->size;
-		recs[i].flags = m->flags;
-		recs[i].name = m->name;
+		if (st->maildir && m->sub != MAILDIR_CUR)
+			continue;
+		recs[k].dev = m->dev;
+		recs[k].ino = m->ino;
+		recs[k].fsize = m->fsize;
+		recs[k].mtime = m->mtime;
+		recs[k].ctime = m->ctime;
+		recs[k].size = m->size;
+		recs[k].flags = m->flags;
+		recs[k++].name = m->name;
 	}
-	index_save(st->opts.index_fd, dsb, settled(dsb, t0), recs, st->n);
+	index_save(st->opts.index_fd, dsb, settled(dsb, t0), recs, k);
 	free(recs);
+}
+
+/*
+ * A Maildir: new/ first, moved to cur/ where the listing of cur/ then
+ * finds it.  The index covers cur/ (keyed by that folder): with nothing
+ * new and cur/ unchanged, it is the listing; else it gives the sizes of
+ * files whose identity, ctime included, it knows.  A reader's flag change
+ * renames a file and moves its ctime: that file is read again.
+ */
+static enum store_status
+scan_maildir(struct store *st)
+{
+	struct stat cdsb;
+	struct timespec t0;
+	struct index *ix;
+	enum store_status r;
+	size_t cap = 0, i;
+
+	if ((r = scan_dir(st, st->md.fd[MAILDIR_NEW], MAILDIR_NEW, &cap,
+	    NULL)) != STORE_OK)
+		return r;
+	clock_gettime(CLOCK_REALTIME, &t0);
+	if (fstat(st->md.fd[MAILDIR_CUR], &cdsb) < 0) {
+		log_warn("fstat cur");
+		return STORE_IOERR;
+	}
+	ix = index_load(st->opts.index_fd, &cdsb);
+	if (st->n == 0 && ix != NULL && index_current(ix, &cdsb)) {
+		if ((r = from_index(st, ix)) == STORE_OK)
+			for (i = 0; i < st->n; i++)
+				st->msgs[i].sub = MAILDIR_CUR;
+	} else if ((r = scan_dir(st, st->md.fd[MAILDIR_CUR], MAILDIR_CUR,
+	    &cap, ix)) == STORE_OK)
+		save_index(st, &cdsb, &t0);
+	index_free(ix);
+	if (r != STORE_OK)
+		return r;
+	if (st->n > 1) {
+		qsort(st->msgs, st->n, sizeof(*st->msgs), delivery_cmp);
+		drop_twins(st);
+	}
+	return STORE_OK;
 }
 
 static enum store_status
@@ -732,19 +777,8 @@ scan(struct store *st)
 	enum store_status r;
 	size_t cap = 0;
 
-	if (st->maildir) {
-		/* new/ first: what moves to cur/ is then listed there. */
-		if ((r = scan_dir(st, st->md.fd[MAILDIR_NEW], MAILDIR_NEW,
-		    &cap, NULL)) != STORE_OK ||
-		    (r = scan_dir(st, st->md.fd[MAILDIR_CUR], MAILDIR_CUR,
-		    &cap, NULL)) != STORE_OK)
-			return r;
-		if (st->n > 1) {
-			qsort(st->msgs, st->n, sizeof(*st->msgs), delivery_cmp);
-			drop_twins(st);
-		}
-		return STORE_OK;
-	}
+	if (st->maildir)
+		return scan_maildir(st);
 	clock_gettime(CLOCK_REALTIME, &t0);
 	if (fstat(st->dirfd, &dsb) < 0) {
 		log_warn("fstat maildrop");

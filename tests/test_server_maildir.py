@@ -3,9 +3,11 @@ Dovecot's LDA, getmail6), read back with poplib, curl, fetchmail and raw
 sessions (SPEC 2, Maildir)."""
 import os
 import poplib
+import re
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -435,3 +437,85 @@ def test_imap_flag_change_at_the_moment_of_removal(tmp_path):
     assert lines[-2] == b"+OK pop3d signing off (1 messages left)", lines
     assert os.listdir(md / "cur") == [b.name]
     assert os.listdir(md / "new") == []
+
+
+def stdio_session(md, idx, commands, strace=False):
+    """One stdio session (as under inetd) with --index-dir idx; returns
+    the reply and, under strace, the names opened relative to a folder."""
+    argv = [POP3D, "--index-dir", str(idx), str(md)]
+    log = str(idx) + ".strace"
+    if strace:
+        argv = ["strace", "-f", "-o", log, "-e", "trace=openat"] + argv
+    r = subprocess.run(argv, input=commands, capture_output=True,
+                       timeout=TIMEOUT * 3)
+    assert r.returncode == 0, r
+    opened = []
+    if strace:
+        with open(log) as f:
+            opened = re.findall(r'openat\(\d+, "([^"/]+)"', f.read())
+        os.unlink(log)
+    return r.stdout, opened
+
+
+def settle(path):
+    """Wait until path's mtime and ctime are over a second old: only then
+    may the index stand for a listing of it."""
+    deadline = time.time() + TIMEOUT
+    while True:
+        st = os.stat(path)
+        if max(st.st_mtime, st.st_ctime) + 2.2 < time.time():
+            return
+        assert time.time() < deadline
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace not installed")
+def test_index_covers_maildir(agents, tmp_path):
+    """The index covers cur/: an unchanged Maildir is listed without
+    opening a message; a flag change makes that one file be read again,
+    and a file rewritten in place with its size and mtime put back, then
+    renamed by a reader, is listed with its true size."""
+    for i, agent in enumerate(AGENTS):
+        agents.deliver(agent, sample(i, agent))
+    agents.deliver("procmail", b"Subject: short\n\nabc\n")
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    md = agents.maildir
+    cur = os.path.join(md, "cur")
+    q = b"STAT\r\nLIST\r\nUIDL\r\nQUIT\r\n"
+    first, _ = stdio_session(md, idx, q)            # moves new/ to cur/
+    assert os.listdir(idx), "no index written"
+    settle(cur)
+    out, opened = stdio_session(md, idx, q, strace=True)
+    assert out == first
+    names = set(os.listdir(cur))
+    assert not names & set(opened), opened          # no message opened
+    out, opened = stdio_session(md, idx, q, strace=True)
+    assert out == first and not names & set(opened)
+
+    # A reader marks message 2 seen: only that file is read again.
+    msgs = delivered(md)
+    order = delivery_order(msgs)
+    old = msgs[order[1]][1]
+    os.rename(os.path.join(cur, old), os.path.join(cur, old + "S"))
+    settle(cur)
+    out, opened = stdio_session(md, idx, q, strace=True)
+    assert out == first
+    assert [n for n in opened if n in names | {old + "S"}] == [old + "S"]
+
+    # "abc\n" becomes "a\nb\n": same length, one more line on the wire.
+    short = msgs[order[3]][1]
+    p = os.path.join(cur, short)
+    st = os.stat(p)
+    data = open(p, "rb").read()
+    with open(p, "r+b") as f:
+        f.write(data.replace(b"abc\n", b"a\nb\n"))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.rename(p, p + "S")
+    settle(cur)
+    out, _ = stdio_session(md, idx, b"LIST 4\r\nRETR 4\r\nQUIT\r\n")
+    lines = out.split(b"\r\n")
+    true = wire(data.replace(b"abc\n", b"a\nb\n"))
+    assert lines[1] == b"+OK 4 %d" % len(true), lines
+    assert b"\r\n".join(lines[3:-3]) + b"\r\n" == true, lines
