@@ -9,6 +9,8 @@ TEST="python3 python3-pytest python3-pytest-timeout curl fetchmail tmux
  xinetd systemd netcat-openbsd openssl procps iproute2 whois util-linux man-db
  gdb nginx libnginx-mod-mail haproxy procmail dovecot-core getmail6
  clang libclang-rt-14-dev"
+# The systemd how-to test: a Debian 12 container under systemd-nspawn.
+TEST="$TEST mmdebstrap systemd-container"
 PKGS=$BUILD
 [ "${1:-}" = "--build" ] || PKGS="$BUILD $TEST"
 export DEBIAN_FRONTEND=noninteractive
