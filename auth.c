@@ -38,8 +38,7 @@ auth_login(const struct session_cfg *cfg, const struct peer *peer,
 	enum users_result r;
 	uint64_t answer, penalty;
 
-	r = users_check(cfg->users, name, password, cfg->maildrop, maildrop,
-	    len);
+	r = users_check(cfg->users, name, password, NULL, maildrop, len);
 	explicit_bzero(password, strlen(password));
 	if (r == USERS_OK) {
 		source_login_ok(cfg->sources, peer);

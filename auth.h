@@ -25,7 +25,8 @@ enum auth_result {
  * monotonic time the command arrived), nor before the peer's penalty for
  * repeated failures (cfg->sources) has passed; an unknown name costs a
  * real hash check like a known one.  On AUTH_OK, maildrop receives the
- * user's maildrop.  Logs the outcome.
+ * maildrop the users file names for the user, or "" for the default,
+ * name under cfg->maildrop.  Logs the outcome.
  */
 enum auth_result auth_login(const struct session_cfg *cfg,
 	    const struct peer *peer, const char *name, char *password,

@@ -190,13 +190,54 @@ report(int fd, int busy)
 		log_warn("report to master");
 }
 
+/*
+ * accept() failing for want of resources (descriptors, memory) leaves the
+ * connection queued, so the next poll returns at once: back off instead
+ * of spinning, 10 ms doubling to ACCEPT_BACKOFF_MAX_MS, and log the first
+ * failure and then at most one line a minute with a count.
+ */
+struct backoff {
+	int		ms;		/* the next pause; 0: none */
+	long long	logged;		/* ms of the last line */
+	unsigned long	quiet;		/* failures not logged since */
+};
+
+static int
+out_of_resources(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+/* After an accept() that failed with errno: note it, and how long to wait
+ * before the next try (ms). */
+static int
+backoff_failed(struct backoff *b, const char *who)
+{
+	long long now = proto_now_ms();
+
+	if (b->logged == 0 || now - b->logged >= 60000) {
+		if (b->quiet > 0)
+			log_warn("%s (and %lu more times)", who, b->quiet);
+		else
+			log_warn("%s", who);
+		b->logged = now;
+		b->quiet = 0;
+	} else
+		b->quiet++;
+	b->ms = b->ms == 0 ? 10 : b->ms * 2;
+	if (b->ms > ACCEPT_BACKOFF_MAX_MS)
+		b->ms = ACCEPT_BACKOFF_MAX_MS;
+	return b->ms;
+}
+
 /* Wait for a connection; signals are let in only inside ppoll, so a
- * SIGTERM can never slip in between the flag check and the wait. */
+ * SIGTERM can never slip in between the flag check and the wait.  -1 with
+ * errno EMFILE and the like when accept() lacked resources. */
 static int
 accept_one(const int *fds, int nfds, const sigset_t *waitmask)
 {
 	struct pollfd pfd[LISTEN_MAXFDS];
-	int i, fd;
+	int i, fd, lack = 0;
 
 	for (i = 0; i < nfds; i++) {
 		pfd[i].fd = fds[i];
@@ -210,12 +251,23 @@ accept_one(const int *fds, int nfds, const sigset_t *waitmask)
 		fd = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0)
 			return fd;
-		if (errno != EAGAIN && errno != EWOULDBLOCK &&
+		if (out_of_resources(errno))
+			lack = errno;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != ECONNABORTED && errno != EINTR)
 			log_warn("accept");
 	}
-	errno = EAGAIN;
+	errno = lack != 0 ? lack : EAGAIN;
 	return -1;
+}
+
+/* Sleep ms unless a signal in waitmask comes first. */
+static void
+pause_ms(int ms, const sigset_t *waitmask)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	ppoll(NULL, 0, &ts, waitmask);
 }
 
 static void
@@ -405,6 +457,7 @@ static void __attribute__((noreturn))
 worker_main(struct pool *p)
 {
 	struct session_cfg cfg = *p->cfg;
+	struct backoff bo = { 0, 0, 0 };
 	sigset_t none, block;
 	int served = 0;
 
@@ -429,8 +482,12 @@ worker_main(struct pool *p)
 	while (!got_term && !got_retire && served < WORKER_SESSIONS) {
 		int fd;
 
-		if ((fd = accept_one(p->fds, p->nfds, &none)) < 0)
+		if ((fd = accept_one(p->fds, p->nfds, &none)) < 0) {
+			if (out_of_resources(errno))
+				pause_ms(backoff_failed(&bo, "accept"), &none);
 			continue;
+		}
+		bo.ms = 0;
 		report(p->report[1], 1);
 		serve(p, &cfg, fd);
 		close(fd);
@@ -556,24 +613,30 @@ balance(struct pool *p)
 	}
 }
 
-/* Every session slot is taken: answer extra connections ourselves. */
-static void
+/* Every session slot is taken: answer extra connections ourselves.
+ * -1 with errno when accept() lacked resources. */
+static int
 refuse(const int *fds, int nfds)
 {
 	static const char msg[] = "-ERR [SYS/TEMP] too many sessions, "
 	    "try again later\r\n";
-	int i;
+	int i, lack = 0;
 
 	for (i = 0; i < nfds; i++) {
 		int fd = accept4(fds[i], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (out_of_resources(errno))
+				lack = errno;
 			continue;
+		}
 		if (write(fd, msg, sizeof(msg) - 1) < 0)
 			log_warn("refusing a connection");
 		close(fd);
 		log_warnx("session limit reached: connection refused");
 	}
+	errno = lack;
+	return lack != 0 ? -1 : 0;
 }
 
 static void
@@ -603,6 +666,8 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	struct session_cfg pcfg;
 	struct pollfd pfd[LISTEN_MAXFDS + 1];
 	sigset_t block, old;
+	struct backoff bo = { 0, 0, 0 };
+	long long resume = 0;
 	int i, last_busy = -1;
 
 	memset(p, 0, sizeof(*p));
@@ -646,6 +711,7 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	log_info("listening, up to %d sessions", max_sessions);
 
 	while (!got_term) {
+		struct timespec ts, *tp = NULL;
 		int nw = 1, saturated;
 
 		if (p->busy != last_busy) {
@@ -655,13 +721,20 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 		saturated = p->idle == 0 && p->n >= p->max;
 		pfd[0].fd = p->report[0];
 		pfd[0].events = POLLIN;
-		if (saturated) {
+		if (saturated && bo.ms > 0 && proto_now_ms() < resume) {
+			/* accept() lacked resources: not before resume */
+			long long left = resume - proto_now_ms();
+
+			ts.tv_sec = left / 1000;
+			ts.tv_nsec = (left % 1000) * 1000000L;
+			tp = &ts;
+		} else if (saturated) {
 			for (i = 0; i < nfds; i++) {
 				pfd[nw].fd = fds[i];
 				pfd[nw++].events = POLLIN;
 			}
 		}
-		if (ppoll(pfd, nw, NULL, &old) < 0 && errno != EINTR) {
+		if (ppoll(pfd, nw, tp, &old) < 0 && errno != EINTR) {
 			log_warn("ppoll");
 			break;
 		}
@@ -670,8 +743,13 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 			reap(p);
 		}
 		read_reports(p);
-		if (saturated && p->idle == 0 && nw > 1)
-			refuse(fds, nfds);
+		if (saturated && p->idle == 0 && nw > 1) {
+			if (refuse(fds, nfds) < 0)
+				resume = proto_now_ms() +
+				    backoff_failed(&bo, "accept (refusing)");
+			else
+				bo.ms = 0;
+		}
 		balance(p);
 	}
 	sd_notify(0, "STOPPING=1");

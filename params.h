@@ -33,6 +33,10 @@
  * from this default (local tools, a proxy on the same host). */
 #define MAX_PER_SOURCE_DEFAULT	32
 
+/* accept() failing for want of descriptors or memory: the longest pause
+ * before the next try (the pauses start at 10 ms and double). */
+#define ACCEPT_BACKOFF_MAX_MS	1000
+
 /* Workers forked at start and kept idle as spares; idle ones above the
  * high mark are retired. */
 #define POOL_START		4

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "params.h"
@@ -107,13 +109,39 @@ line_timeout(const struct session *s)
 	return idle >= 0 && idle < left ? idle : (int)left;
 }
 
+/*
+ * Open the maildrop of user (NULL: the open mode's): the users file's own
+ * path for it, else user's folder under MAILDROP, opened relative to
+ * MAILDROP without following a symbolic link (anyone who may write to
+ * MAILDROP must not be able to point a user at another folder).
+ */
+static enum store_status
+open_maildrop(struct session *s, const char *user)
+{
+	enum store_status r;
+	int root;
+
+	if (user == NULL)
+		return store_open(&s->store, s->cfg->maildrop, &s->cfg->store);
+	if (s->maildrop[0] != '\0')
+		return store_open(&s->store, s->maildrop, &s->cfg->store);
+	if ((root = open(s->cfg->maildrop, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) < 0) {
+		log_warn("maildrop %s", s->cfg->maildrop);
+		return STORE_IOERR;
+	}
+	r = store_openat(&s->store, root, user, 1, &s->cfg->store);
+	close(root);
+	return r;
+}
+
 /* Enter TRANSACTION: snapshot the maildrop.  0, or -1 after an -ERR. */
 static int
-enter_trans(struct session *s, const char *maildrop)
+enter_trans(struct session *s, const char *user)
 {
 	enum store_status r;
 
-	r = store_open(&s->store, maildrop, &s->cfg->store);
+	r = open_maildrop(s, user);
 	switch (r) {
 	case STORE_OK:
 		s->state = ST_TRANS;
@@ -201,7 +229,7 @@ cmd_capa(struct session *s, int argc, char **argv)
 static void
 login(struct session *s, const char *name, char *password)
 {
-	const char *maildrop = s->cfg->maildrop;
+	const char *user = NULL;
 	size_t count;
 	uint64_t octets;
 
@@ -210,7 +238,7 @@ login(struct session *s, const char *name, char *password)
 		switch (auth_login(s->cfg, s->peer, name, password, s->cmd_ns,
 		    s->maildrop, sizeof(s->maildrop))) {
 		case AUTH_OK:
-			maildrop = s->maildrop;
+			user = name;
 			break;
 		case AUTH_ERROR:
 			if (++s->auth_failures >= AUTH_MAX_FAILURES)
@@ -225,7 +253,7 @@ login(struct session *s, const char *name, char *password)
 		}
 	} else
 		explicit_bzero(password, strlen(password));
-	if (enter_trans(s, maildrop) < 0)
+	if (enter_trans(s, user) < 0)
 		return;
 	store_stat(s->store, &count, &octets);
 	reply(s, 1, "maildrop has %zu messages (%llu octets)", count,
@@ -616,7 +644,7 @@ dispatch(struct session *s, char *line)
 			reply(s, 0, "log in first");
 			return;
 		}
-		if (enter_trans(s, s->cfg->maildrop) < 0)
+		if (enter_trans(s, NULL) < 0)
 			return;
 	}
 	c->fn(s, argc, argv);

@@ -865,6 +865,13 @@ store_layout_of(const char *dir, enum store_layout layout)
 enum store_status
 store_open(struct store **out, const char *dir, const struct store_opts *o)
 {
+	return store_openat(out, AT_FDCWD, dir, 0, o);
+}
+
+enum store_status
+store_openat(struct store **out, int rootfd, const char *dir, int nofollow,
+    const struct store_opts *o)
+{
 	struct store *st;
 	enum store_status r;
 	int k;
@@ -881,10 +888,22 @@ store_open(struct store **out, const char *dir, const struct store_opts *o)
 		st->opts.max_messages = STORE_MAX_MESSAGES;
 	st->cur.fd = -1;
 	st->md.fd[0] = st->md.fd[1] = -1;
-	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	st->dirfd = openat(rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+	    (nofollow ? O_NOFOLLOW : 0));
 	if (st->dirfd < 0) {
-		r = (errno == ENOENT || errno == ENOTDIR) ? STORE_NODIR : STORE_IOERR;
-		log_warn("maildrop %s", dir);
+		r = (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) ?
+		    STORE_NODIR : STORE_IOERR;
+		struct stat sb;
+		int saved = errno;
+
+		if (nofollow && fstatat(rootfd, dir, &sb,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+			log_warnx("maildrop %s: a symbolic link, not served",
+			    dir);
+		else {
+			errno = saved;
+			log_warn("maildrop %s", dir);
+		}
 		free(st);
 		return r;
 	}

@@ -78,6 +78,15 @@ int	store_layout_of(const char *dir, enum store_layout layout);
  */
 enum store_status store_open(struct store **out, const char *dir,
 	    const struct store_opts *o);
+
+/*
+ * store_open() of dir relative to the directory rootfd (AT_FDCWD: the
+ * working directory).  With nofollow, dir is not followed if it is a
+ * symbolic link (STORE_NODIR): a user's maildrop under a root that others
+ * may write to cannot be pointed elsewhere.
+ */
+enum store_status store_openat(struct store **out, int rootfd,
+	    const char *dir, int nofollow, const struct store_opts *o);
 /* Release the snapshot and any lock; commits nothing. */
 void	store_close(struct store *st);
 

@@ -154,6 +154,7 @@ users_check(const char *file, const char *name, const char *password,
 	free(model);
 	if (ok) {
 		int k = drop ? snprintf(maildrop, len, "%s", drop) :
+		    base == NULL ? snprintf(maildrop, len, "%s", "") :
 		    snprintf(maildrop, len, "%s/%s", base, name);
 
 		if (k < 0 || (size_t)k >= len)

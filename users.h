@@ -42,7 +42,8 @@ enum users_line users_parse_line(char *line, struct users_entry *e);
 
 /*
  * Check name and password against file.  On USERS_OK, maildrop receives
- * the user's maildrop: the third field if given, else base/name.  An
+ * the user's maildrop: the third field if given, else base/name (with base
+ * NULL: an empty string, for the caller to open name under its base).  An
  * unknown name costs a hash computation like a known one.
  */
 enum users_result users_check(const char *file, const char *name,

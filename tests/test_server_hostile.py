@@ -426,3 +426,78 @@ def test_password_wiped_from_memory(pop3d, area_users, tmp_path):
                 assert secret[i:i + 8] not in data, (how, secret[i:i + 8])
         c.ok("NOOP")
         c.quit()
+
+
+# --- files -------------------------------------------------------------------
+
+def test_symlinked_user_maildrop_not_served(pop3d, area_users):
+    """Anyone who may write to MAILDROP could point a user's default
+    maildrop (MAILDROP/NAME) at another folder with a symbolic link: it is
+    refused, not followed; nothing of the other folder is served."""
+    area, opts = area_users
+    other = area.maildrop("victim", [b"Subject: secret\r\n\r\nsecret\r\n"] * 2)
+    alice = os.path.join(area.base, "alice")
+    os.rename(alice, alice + ".orig")
+    os.symlink(other, alice)
+    srv = pop3d(area.base, *opts)
+    c = Pop(srv.port)
+    c.ok("USER alice")
+    r = c.cmd("PASS " + PASSWORD)
+    assert r.startswith(b"-ERR"), r
+    assert c.cmd("STAT").startswith(b"-ERR")
+    assert wait_for(lambda: b"symbolic link" in srv.output())
+    # the real folder back in its place: served
+    os.unlink(alice)
+    os.rename(alice + ".orig", alice)
+    c = Pop(srv.port)
+    c.ok("USER alice")
+    c.ok("PASS " + PASSWORD)
+    assert c.stat()[0] == 1
+    c.quit()
+    assert sorted(os.listdir(other)) == ["01.eml", "02.eml"]
+
+
+# --- sockets -----------------------------------------------------------------
+
+def lowest_free_fd(pid):
+    used = {int(fd) for fd in os.listdir("/proc/%d/fd" % pid)}
+    n = 0
+    while n in used:
+        n += 1
+    return n
+
+
+def test_accept_backs_off_when_out_of_descriptors(pop3d, maildrop):
+    """Workers whose accept() fails with EMFILE neither spin nor flood the
+    log; once descriptors are free again the waiting client is served."""
+    srv = pop3d(maildrop)
+    settled(srv)
+    workers = children(srv.proc.pid)
+    assert workers
+    limits = {}
+    for pid in workers:
+        r = subprocess.run(["prlimit", "--pid", str(pid), "--nofile",
+                            "--raw", "--noheadings", "--output", "SOFT,HARD"],
+                           capture_output=True, timeout=TIMEOUT)
+        assert r.returncode == 0, r.stderr
+        limits[pid] = r.stdout.decode().split()
+        n = lowest_free_fd(pid)
+        r = subprocess.run(["prlimit", "--pid", str(pid),
+                            "--nofile=%d:%s" % (n, limits[pid][1])],
+                           capture_output=True, timeout=TIMEOUT)
+        assert r.returncode == 0, r.stderr
+    before = {pid: cpu_seconds(pid) for pid in workers}
+    log_before = srv.output().count(b"accept")
+    c = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+    time.sleep(3)
+    used = sum(cpu_seconds(pid) - before[pid] for pid in workers)
+    lines = srv.output().count(b"accept") - log_before
+    assert lines <= len(workers), srv.output()[-2000:]
+    assert used < 1.0, used
+    for pid in workers:
+        subprocess.run(["prlimit", "--pid", str(pid),
+                        "--nofile=%s:%s" % tuple(limits[pid])],
+                       capture_output=True, timeout=TIMEOUT)
+    greeting = c.recv(512)
+    assert greeting.startswith(b"+OK"), greeting
+    c.close()
