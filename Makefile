@@ -107,9 +107,11 @@ $(O)/tests/fuzz/fuzz_dotstuff: tests/fuzz/fuzz_dotstuff.c $(O)/proto.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
 
-$(O)/tests/fuzz/fuzz_users: tests/fuzz/fuzz_users.c $(O)/users.o $(O)/log.o
+$(O)/tests/fuzz/fuzz_users: tests/fuzz/fuzz_users.c \
+    $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CRYPT_LIBS)
+	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
+		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS)
 
 $(O)/tests/fuzz/fuzz_session: tests/fuzz/fuzz_session.c \
     $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))

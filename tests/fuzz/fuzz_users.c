@@ -1,16 +1,26 @@
 /*
- * fuzz_users.c: libFuzzer harness for the users-file parser (users.c
- * users_parse_line), each line of the input parsed as the file's lines
- * are, and the result checked against the format "name:hash[:maildrop]":
- * an entry has a valid name, a non-empty hash without ':', no CR or LF
- * anywhere, points into the line, and joins back into the line as it was
- * (up to the first CR or LF, an empty maildrop field dropped); every other
- * verdict is checked against the reason it gives.
+ * fuzz_users.c: libFuzzer harness for the two parsers of a login.
+ *
+ * The users-file parser (users.c users_parse_line): each line of the
+ * input parsed as the file's lines are, and the result checked against the
+ * format "name:hash[:maildrop]": an entry has a valid name, a non-empty
+ * hash without ':', no CR or LF anywhere, points into the line, and joins
+ * back into the line as it was (up to the first CR or LF, an empty
+ * maildrop field dropped); every other verdict is checked against the
+ * reason it gives.
+ *
+ * The SASL PLAIN decoder (auth.c auth_plain_decode), fed the first line
+ * as a response: on success authcid and password point into the buffer,
+ * the authzid was empty or the same name, and nothing of the base64 text
+ * is left after the decoded bytes; on failure there is a reason and the
+ * whole buffer is wiped (it may have held a password).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
+#include "params.h"
 #include "users.h"
 
 static int
@@ -100,10 +110,47 @@ check_line(const char *src, size_t n)
 	free(line);
 }
 
+static void
+check_plain(const char *src, size_t n)
+{
+	char buf[SASL_LINE_MAX + 1], *authc = NULL, *pass = NULL;
+	const char *why = NULL;
+	size_t len, i;
+
+	if (n > SASL_LINE_MAX)
+		n = SASL_LINE_MAX;
+	memcpy(buf, src, n);
+	buf[n] = '\0';
+	len = strlen(buf);
+	if (auth_plain_decode(buf, &authc, &pass, &why) < 0) {
+		if (why == NULL || why[0] == '\0')
+			abort();
+		for (i = 0; i < len; i++)
+			if (buf[i] != '\0')
+				abort();
+		return;
+	}
+	if (authc == NULL || pass == NULL || authc <= buf || pass <= authc ||
+	    pass > buf + len || pass + strlen(pass) > buf + len)
+		abort();
+	/* authzid NUL authcid NUL password NUL, the rest wiped. */
+	if (authc[-1] != '\0' || pass[-1] != '\0' ||
+	    pass - 1 != authc + strlen(authc))
+		abort();
+	if (buf[0] != '\0' && strcmp(buf, authc) != 0)
+		abort();
+	for (i = pass + strlen(pass) - buf; i < len; i++)
+		if (buf[i] != '\0')
+			abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data, *end = p + size;
+	const char *first = memchr(p, '\n', size);
+
+	check_plain(p, first ? (size_t)(first - p) : size);
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', end - p);
