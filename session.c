@@ -48,7 +48,9 @@ struct session {
 	int		 hangup;	/* end after this reply */
 	char		 user[65];
 	char		 maildrop[PATH_MAX];
-	int		 replied;	/* status lines written for this command */
+	int		 replied;	/* this command has its status line */
+	int		 pending;	/* ... not written out yet */
+	char		 status[POP3_RESP_MAX];	/* the line, CRLF included */
 	int		 failed;	/* the last reply was -ERR */
 	int		 bad;		/* consecutive failed commands */
 	int		 quit;
@@ -77,18 +79,46 @@ static void
 reply(struct session *s, int ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Set the one status line of the current command.  It is written out by
+ * the dispatcher after the handler, or by body() before a multi-line body,
+ * so a command can never get two: a second call is dropped (and logged).
+ */
 static void
 reply(struct session *s, int ok, const char *fmt, ...)
 {
-	char msg[POP3_RESP_MAX];
+	char msg[POP3_RESP_MAX - 8];
 	va_list ap;
 
+	if (s->replied) {
+		log_warnx("internal: a second status line dropped");
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	writer_printf(&s->out, "%s %s\r\n", ok ? "+OK" : "-ERR", msg);
-	s->replied++;
+	snprintf(s->status, sizeof(s->status), "%s %s\r\n",
+	    ok ? "+OK" : "-ERR", msg);
+	s->replied = 1;
+	s->pending = 1;
 	s->failed = !ok;
+}
+
+/* Write the status line out if it is still pending. */
+static void
+status_out(struct session *s)
+{
+	if (s->pending)
+		writer_put(&s->out, s->status, strlen(s->status));
+	s->pending = 0;
+}
+
+/* The writer for a multi-line body: the +OK status line goes first. */
+static struct writer *
+body(struct session *s)
+{
+	status_out(s);
+	return &s->out;
 }
 
 /*
@@ -204,21 +234,23 @@ static void
 cmd_capa(struct session *s, int argc, char **argv)
 {
 	int users = s->cfg->users != NULL;
+	struct writer *w;
 
 	(void)argc;
 	(void)argv;
 	reply(s, 1, "Capability list follows");
-	writer_printf(&s->out, "TOP\r\nUIDL\r\n");
+	w = body(s);
+	writer_printf(w, "TOP\r\nUIDL\r\n");
 	if (!users)
-		writer_printf(&s->out, "USER\r\n");
+		writer_printf(w, "USER\r\n");
 	else if (plaintext_ok(s))
-		writer_printf(&s->out, "USER\r\nSASL PLAIN\r\n");
+		writer_printf(w, "USER\r\nSASL PLAIN\r\n");
 	if (s->cfg->tls != NULL && !s->tls_on)
-		writer_printf(&s->out, "STLS\r\n");
-	writer_printf(&s->out, "RESP-CODES\r\n");
+		writer_printf(w, "STLS\r\n");
+	writer_printf(w, "RESP-CODES\r\n");
 	if (users)
-		writer_printf(&s->out, "AUTH-RESP-CODE\r\n");
-	writer_printf(&s->out,
+		writer_printf(w, "AUTH-RESP-CODE\r\n");
+	writer_printf(w,
 	    "PIPELINING\r\n"
 	    "EXPIRE NEVER\r\n"
 	    "IMPLEMENTATION pop3d-%s\r\n"
@@ -346,6 +378,7 @@ cmd_stls(struct session *s, int argc, char **argv)
 		return;
 	}
 	reply(s, 1, "begin TLS negotiation");
+	status_out(s);
 	if (writer_flush(&s->out) < 0) {
 		s->broken = 1;
 		return;
@@ -401,57 +434,74 @@ cmd_stat(struct session *s, int argc, char **argv)
 	reply(s, 1, "%zu %llu", count, (unsigned long long)octets);
 }
 
-static void
-cmd_list(struct session *s, int argc, char **argv)
+/* One line of a LIST or UIDL listing for message n: its size or its
+ * unique-id. */
+static enum store_status
+list_entry(const struct session *s, size_t n, int uidl, char *buf,
+    size_t len)
 {
+	enum store_status r;
+	const char *uid;
+	uint64_t size;
+
+	if (uidl) {
+		if ((r = store_uid(s->store, n, &uid)) == STORE_OK)
+			snprintf(buf, len, "%zu %s", n, uid);
+	} else {
+		if ((r = store_size(s->store, n, &size)) == STORE_OK)
+			snprintf(buf, len, "%zu %llu", n,
+			    (unsigned long long)size);
+	}
+	return r;
+}
+
+/* LIST and UIDL: one message's line, or every message not deleted as a
+ * multi-line reply. */
+static void
+listing(struct session *s, int argc, char **argv, int uidl)
+{
+	char line[POP3_RESP_MAX];
+	struct writer *w;
 	size_t n, count, last;
-	uint64_t size, octets;
+	uint64_t octets;
 	enum store_status r;
 
 	if (argc == 1) {
 		if (msgnum(s, argv[0], &n) < 0)
 			return;
-		if ((r = store_size(s->store, n, &size)) != STORE_OK) {
+		if ((r = list_entry(s, n, uidl, line, sizeof(line))) !=
+		    STORE_OK) {
 			store_error(s, r, n);
 			return;
 		}
-		reply(s, 1, "%zu %llu", n, (unsigned long long)size);
+		reply(s, 1, "%s", line);
 		return;
 	}
-	store_stat(s->store, &count, &octets);
-	reply(s, 1, "%zu messages (%llu octets)", count,
-	    (unsigned long long)octets);
+	if (uidl)
+		reply(s, 1, "unique-id listing follows");
+	else {
+		store_stat(s->store, &count, &octets);
+		reply(s, 1, "%zu messages (%llu octets)", count,
+		    (unsigned long long)octets);
+	}
+	w = body(s);
 	last = store_last(s->store);
 	for (n = 1; n <= last; n++)
-		if (store_size(s->store, n, &size) == STORE_OK)
-			writer_printf(&s->out, "%zu %llu\r\n", n,
-			    (unsigned long long)size);
-	writer_put(&s->out, ".\r\n", 3);
+		if (list_entry(s, n, uidl, line, sizeof(line)) == STORE_OK)
+			writer_printf(w, "%s\r\n", line);
+	writer_put(w, ".\r\n", 3);
+}
+
+static void
+cmd_list(struct session *s, int argc, char **argv)
+{
+	listing(s, argc, argv, 0);
 }
 
 static void
 cmd_uidl(struct session *s, int argc, char **argv)
 {
-	const char *uid;
-	size_t n, last;
-	enum store_status r;
-
-	if (argc == 1) {
-		if (msgnum(s, argv[0], &n) < 0)
-			return;
-		if ((r = store_uid(s->store, n, &uid)) != STORE_OK) {
-			store_error(s, r, n);
-			return;
-		}
-		reply(s, 1, "%zu %s", n, uid);
-		return;
-	}
-	reply(s, 1, "unique-id listing follows");
-	last = store_last(s->store);
-	for (n = 1; n <= last; n++)
-		if (store_uid(s->store, n, &uid) == STORE_OK)
-			writer_printf(&s->out, "%zu %s\r\n", n, uid);
-	writer_put(&s->out, ".\r\n", 3);
+	listing(s, argc, argv, 1);
 }
 
 /* RETR and TOP: the store opens and checks the message, the status line
@@ -471,7 +521,7 @@ send_msg(struct session *s, size_t n, long top)
 		reply(s, 1, "%llu octets", (unsigned long long)size);
 	else
 		reply(s, 1, "top of message follows");
-	if (s->out.failed) {
+	if (body(s)->failed) {
 		store_msg_close(sm);
 		s->broken = 1;
 		return;
@@ -751,7 +801,7 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 		}
 		ls = reader_line(&s->in, s->line, sizeof(s->line), POP3_CMD_MAX,
 		    &len, line_timeout(s));
-		s->replied = 0;
+		s->replied = s->pending = 0;
 		switch (ls) {
 		case LINE_OK:
 			if (first && cfg->proxy_from != NULL &&
@@ -802,16 +852,30 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 			continue;
 		}
 		first = 0;
-		if (s->replied != 1) {
-			log_warnx("internal: %d replies to one command",
-			    s->replied);
+		if (!s->replied) {
+			log_warnx("internal: a command without a status line");
+			reply(s, 0, "internal error");
 			s->broken = 1;
 		}
 		s->bad = s->failed ? s->bad + 1 : 0;
-		if (s->bad >= MAX_BAD_COMMANDS) {
-			reply(s, 0, "too many bad commands, closing");
+		if (s->bad >= MAX_BAD_COMMANDS && s->pending) {
+			/* Still the command's own line (an -ERR has no
+			 * body): it says we close, no second line does. */
+			static const char why_close[] =
+			    " (too many bad commands, closing)\r\n";
+			char own[sizeof(s->status)];
+			int l = (int)strlen(s->status) - 2;
+
+			if (l > (int)(sizeof(own) - sizeof(why_close)))
+				l = sizeof(own) - sizeof(why_close);
+			memcpy(own, s->status, l);
+			snprintf(s->status, sizeof(s->status), "%.*s%s", l,
+			    own, why_close);
+		}
+		status_out(s);
+		if (s->bad >= MAX_BAD_COMMANDS)
 			why = "too many bad commands";
-		} else if (s->quit)
+		else if (s->quit)
 			why = "quit";
 		else if (s->hangup)
 			why = "too many failed logins";

@@ -501,3 +501,35 @@ def test_accept_backs_off_when_out_of_descriptors(pop3d, maildrop):
     greeting = c.recv(512)
     assert greeting.startswith(b"+OK"), greeting
     c.close()
+
+
+# --- one status line per command ---------------------------------------------
+
+def test_fiftieth_bad_command_gets_one_line(pop3d, maildrop):
+    """The 50th bad command in a row gets one status line, its own -ERR
+    saying the server closes, and nothing follows it."""
+    srv = pop3d(maildrop)
+    c = Pop(srv.port)
+    c.send("BOGUS\r\n" * 50)
+    lines = [c.line() for _ in range(50)]
+    assert all(l.startswith(b"-ERR") for l in lines), lines
+    assert b"closing" not in lines[48], lines[48]
+    assert b"closing" in lines[49], lines[49]
+    assert c.wait_closed()
+
+
+def test_list_and_uidl_agree(pop3d, maildrop):
+    """LIST and UIDL come from one listing: the same numbers, deleted
+    messages left out of both, the same one-message forms."""
+    srv = pop3d(maildrop)
+    c = Pop(srv.port)
+    c.ok("DELE 2")
+    sizes, uids = c.scan_list(), c.uidl_list()
+    assert sorted(sizes) == sorted(uids) and 2 not in sizes
+    for n in sizes:
+        assert c.ok("LIST %d" % n) == b"+OK %d %d" % (n, sizes[n])
+        assert c.ok("UIDL %d" % n) == b"+OK %d %s" % (n, uids[n])
+    for verb in ("LIST", "UIDL"):
+        assert c.err(verb + " 2").startswith(b"-ERR")
+        assert c.err(verb + " 0").startswith(b"-ERR")
+    c.quit()
