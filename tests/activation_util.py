@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from conftest import POP3D, ROOT, TIMEOUT, Conn, ServerClosed  # noqa: F401
+from conftest import (POP3D, ROOT, TIMEOUT, Conn, ServerClosed,  # noqa: F401
+                      wire)
 
 SYSTEMD_DIR = os.path.join(ROOT, "systemd")
 XINETD_FILE = os.path.join(ROOT, "xinetd", "pop3d")
@@ -62,15 +63,6 @@ def connect(port, host="127.0.0.1", timeout=TIMEOUT, proc=None):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def wire(data):
-    """The octets RETR sends for a file: every line ends in CRLF."""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return b"".join((l[:-1] if l.endswith(b"\r") else l) + b"\r\n"
-                    for l in lines)
 
 
 def wire_lines(data):

@@ -6,9 +6,11 @@ Every socket read has a timeout; every started process is killed with its
 process group at the end of its test.
 """
 import os
+import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -138,18 +140,89 @@ class Conn:
 
     def body(self):
         """Lines of a multi-line body up to '.', byte-stuffing undone."""
-        lines = []
+        return self.raw_body().split(b"\r\n")[:-1]
+
+    def raw_body(self):
+        """The text of a multi-line body: byte-stuffing undone, CRLF kept."""
+        out = []
         while True:
             line = self.line()
             if line == b".":
-                return lines
-            lines.append(line[1:] if line.startswith(b".") else line)
+                return b"".join(out)
+            if line.startswith(b"."):
+                line = line[1:]
+            out.append(line + b"\r\n")
 
     def multi(self, command):
         status = self.cmd(command)
         if not status.startswith(b"+OK"):
             return status, None
         return status, self.body()
+
+    def multi_raw(self, command):
+        status = self.cmd(command)
+        if not status.startswith(b"+OK"):
+            return status, None
+        return status, self.raw_body()
+
+    def ok(self, command):
+        """Send command, assert +OK, return the status line."""
+        status = self.cmd(command)
+        assert status.startswith(b"+OK"), (command, status)
+        return status
+
+    def err(self, command):
+        status = self.cmd(command)
+        assert status.startswith(b"-ERR"), (command, status)
+        return status
+
+    def stat(self):
+        status = self.ok("STAT")
+        m = re.match(rb"^\+OK (\d+) (\d+)(?: .*)?$", status)
+        assert m, status
+        return int(m.group(1)), int(m.group(2))
+
+    def scan_list(self):
+        """LIST without argument as {number: size}."""
+        status, lines = self.multi("LIST")
+        assert status.startswith(b"+OK"), status
+        out = {}
+        for line in lines:
+            m = re.match(rb"^(\d+) (\d+)(?: .*)?$", line)
+            assert m, line
+            out[int(m.group(1))] = int(m.group(2))
+        return out
+
+    def uidl_list(self):
+        status, lines = self.multi("UIDL")
+        assert status.startswith(b"+OK"), status
+        out = {}
+        for line in lines:
+            m = re.match(rb"^(\d+) (\S+)$", line)
+            assert m, line
+            out[int(m.group(1))] = m.group(2)
+        return out
+
+    def login(self, user, password):
+        """USER then PASS; the first reply that is not +OK, else PASS's."""
+        r = self.cmd("USER " + user)
+        if not r.startswith(b"+OK"):
+            return r
+        return self.cmd("PASS " + password)
+
+    def starttls(self, ca, hostname="localhost"):
+        """STLS, then TLS on the same socket, checked against ca."""
+        assert self.cmd("STLS").startswith(b"+OK")
+        assert self.buf == b""
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = True
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=hostname)
+        self.sock.settimeout(TIMEOUT)
+
+    def quit(self):
+        status = self.cmd("QUIT")
+        assert status.startswith(b"+OK"), status
+        return status
 
     def closed(self):
         """True when the server has closed the connection."""
@@ -158,8 +231,34 @@ class Conn:
         except ConnectionResetError:
             return True
 
+    def wait_closed(self, timeout=TIMEOUT):
+        """True if the server closes with no further bytes within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(4096)
+        except ConnectionResetError:
+            data = b""
+        except socket.timeout:
+            return False
+        assert data == b"" and self.buf == b"", \
+            "unexpected bytes before close: %r" % (self.buf + data)
+        return True
+
     def close(self):
         self.sock.close()
+
+
+def wire(data):
+    """The octets RETR sends for a message file, the one oracle of the
+    tests (SPEC 2, RFC 1939 section 11): the file's end of line is LF and
+    goes out as CRLF (a CRLF in the file stays one), every other byte is
+    content, and a last line without LF gets CRLF.  So a file ending in a
+    bare CR ends in CR CR LF on the wire: the CR is content, not half a
+    line end."""
+    out = re.sub(rb"(?<!\r)\n", b"\r\n", data)
+    if out and not out.endswith(b"\r\n"):
+        out += b"\r\n"
+    return out
 
 
 @pytest.fixture

@@ -2,8 +2,7 @@
 
 conftest.py (the lead's) provides POP3D, free_port(), Server, Conn and the
 server/maildrop/empty_maildrop fixtures.  This module adds what the server
-tests need on top: a connection class whose multi-line reader fails on EOF
-instead of looping, the expected wire form of a message file, the expected
+tests need on top: the expected form of TOP, the expected
 numbering of a maildrop, and a reader for the dialogue data files in
 tests/data/server/.
 """
@@ -17,104 +16,14 @@ import time
 import pytest
 
 from conftest import (POP3D, TIMEOUT, Conn, ServerClosed,  # noqa: F401
-                      free_port)
+                      free_port, wire)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "server")
 
 
-class Pop(Conn):
-    """Conn with raw multi-line access and assertion shortcuts."""
-
-    def body(self):
-        return self.raw_body().split(b"\r\n")[:-1]
-
-    def raw_body(self):
-        """The text of a multi-line body: byte-stuffing undone, CRLF kept."""
-        out = []
-        while True:
-            line = self.line()
-            if line == b".":
-                return b"".join(out)
-            if line.startswith(b"."):
-                line = line[1:]
-            out.append(line + b"\r\n")
-
-    def multi(self, command):
-        status = self.cmd(command)
-        if not status.startswith(b"+OK"):
-            return status, None
-        return status, self.body()
-
-    def multi_raw(self, command):
-        status = self.cmd(command)
-        if not status.startswith(b"+OK"):
-            return status, None
-        return status, self.raw_body()
-
-    def ok(self, command):
-        """Send command, assert +OK, return the status line."""
-        status = self.cmd(command)
-        assert status.startswith(b"+OK"), (command, status)
-        return status
-
-    def err(self, command):
-        status = self.cmd(command)
-        assert status.startswith(b"-ERR"), (command, status)
-        return status
-
-    def stat(self):
-        status = self.ok("STAT")
-        m = re.match(rb"^\+OK (\d+) (\d+)(?: .*)?$", status)
-        assert m, status
-        return int(m.group(1)), int(m.group(2))
-
-    def scan_list(self):
-        """LIST without argument as {number: size}."""
-        status, lines = self.multi("LIST")
-        assert status.startswith(b"+OK"), status
-        out = {}
-        for line in lines:
-            m = re.match(rb"^(\d+) (\d+)(?: .*)?$", line)
-            assert m, line
-            out[int(m.group(1))] = int(m.group(2))
-        return out
-
-    def uidl_list(self):
-        status, lines = self.multi("UIDL")
-        assert status.startswith(b"+OK"), status
-        out = {}
-        for line in lines:
-            m = re.match(rb"^(\d+) (\S+)$", line)
-            assert m, line
-            out[int(m.group(1))] = m.group(2)
-        return out
-
-    def quit(self):
-        status = self.cmd("QUIT")
-        assert status.startswith(b"+OK"), status
-        return status
-
-    def wait_closed(self, timeout=TIMEOUT):
-        """True if the server closes with no further bytes within timeout."""
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(4096)
-        except ConnectionResetError:
-            data = b""
-        except socket.timeout:
-            return False
-        assert data == b"" and self.buf == b"", \
-            "unexpected bytes before close: %r" % (self.buf + data)
-        return True
-
-
-def wire(data):
-    """The octets RETR sends for a file: bare LF as CRLF, last line closed."""
-    out = re.sub(rb"(?<!\r)\n", b"\r\n", data)
-    if out and not out.endswith(b"\r\n"):
-        out += b"\r\n"
-    return out
+# The one connection class of the tests, under the name these tests use.
+Pop = Conn
 
 
 def wire_top(data, k):

@@ -97,24 +97,10 @@ def users_opts(area, certs=None, *extra):
     return opts + list(extra)
 
 
-class TConn(Conn):
-    """Conn over an existing (possibly TLS) socket."""
-
-    def __init__(self, sock, greet=True):
-        super().__init__(sock=sock, greet=greet)
-
-    def starttls(self, ca, hostname="localhost"):
-        assert self.cmd("STLS").startswith(b"+OK")
-        assert self.buf == b""
-        self.sock = client_context(ca).wrap_socket(
-            self.sock, server_hostname=hostname)
-        self.sock.settimeout(TIMEOUT)
-
-    def login(self, user, password):
-        r = self.cmd("USER " + user)
-        if not r.startswith(b"+OK"):
-            return r
-        return self.cmd("PASS " + password)
+def TConn(sock, greet=True):
+    """The tests' one connection class over an existing (possibly TLS)
+    socket."""
+    return Conn(sock=sock, greet=greet)
 
 
 def tls_connect(port, ca, host="127.0.0.1", hostname="localhost"):

@@ -12,7 +12,7 @@ import pytest
 
 from activation_util import Proc, need_tool, passenv_args
 from auth_util import Area, NetNs, TlsServer, mkpasswd
-from conftest import POP3D, TIMEOUT, free_port
+from conftest import POP3D, TIMEOUT, free_port, wire
 from server_util import (Pop, ServerClosed, messages, pop3d,  # noqa: F401
                          wait_for)
 
@@ -532,4 +532,34 @@ def test_list_and_uidl_agree(pop3d, maildrop):
     for verb in ("LIST", "UIDL"):
         assert c.err(verb + " 2").startswith(b"-ERR")
         assert c.err(verb + " 0").startswith(b"-ERR")
+    c.quit()
+
+
+# --- the wire form of a message ----------------------------------------------
+
+def test_file_ending_in_bare_cr(pop3d, empty_maildrop):
+    """A file whose last line ends in a bare CR: the CR is content (the
+    file's end of line is LF, RFC 1939 section 11), so the last line gets
+    its CRLF after it; LIST counts exactly the octets RETR sends."""
+    files = {
+        "bare-cr": b"Subject: cr\n\nabc\r",
+        "cr-cr-lf": b"Subject: crcrlf\r\n\r\nabc\r\r\n",
+        "cr-inside": b"Subject: in\n\na\rb\n.\r",
+    }
+    for name, data in files.items():
+        with open(os.path.join(empty_maildrop, name), "wb") as f:
+            f.write(data)
+    assert wire(files["bare-cr"]) == b"Subject: cr\r\n\r\nabc\r\r\n"
+    assert wire(files["cr-inside"]) == b"Subject: in\r\n\r\na\rb\r\n.\r\r\n"
+    srv = pop3d(empty_maildrop)
+    c = Pop(srv.port)
+    names = messages(empty_maildrop)
+    sizes = c.scan_list()
+    for n, name in enumerate(names, 1):
+        expect = wire(files[name])
+        assert sizes[n] == len(expect), name
+        status, text = c.multi_raw("RETR %d" % n)
+        assert status == b"+OK %d octets" % len(expect), status
+        assert text == expect, name
+    assert c.stat() == (len(names), sum(len(wire(d)) for d in files.values()))
     c.quit()
