@@ -60,6 +60,10 @@ ctx_new(int client, char *errbuf, size_t errlen)
 	/* A renegotiation costs the server a handshake on the client's
 	 * whim: refuse it (TLS 1.2 and older; 1.3 has none). */
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	/* Decrypted records (a password) are wiped once read out. */
+	SSL_CTX_set_options(t->ctx, SSL_OP_CLEANSE_PLAINTEXT);
+#endif
 	return t;
 }
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from activation_util import Proc, need_tool, passenv_args
-from auth_util import Area, NetNs, TlsServer, mkpasswd
+from auth_util import Area, NetNs, TlsServer, make_certs, mkpasswd
 from conftest import POP3D, TIMEOUT, free_port, wire
 from server_util import (Pop, ServerClosed, messages, pop3d,  # noqa: F401
                          wait_for)
@@ -563,3 +563,48 @@ def test_file_ending_in_bare_cr(pop3d, empty_maildrop):
         assert text == expect, name
     assert c.stat() == (len(names), sum(len(wire(d)) for d in files.values()))
     c.quit()
+
+
+def test_password_wiped_after_stls(pop3d, area_users, tmp_path):
+    """Over TLS too: neither our buffers nor the TLS layer's keep the
+    decrypted PASS line."""
+    gcore = need_tool("gcore")
+    area, opts = area_users
+    certs = make_certs(area.root)
+    srv = pop3d(area.base, *opts, "--tls-cert", certs["cert"],
+                "--tls-key", certs["key"])
+    c = Pop(srv.port)
+    c.starttls(certs["ca"])
+    c.ok("USER alice")
+    c.ok("PASS " + PASSWORD)
+    pid = worker_of(srv, c)
+    core = str(tmp_path / "core")
+    r = subprocess.run([gcore, "-o", core, str(pid)], capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    with open("%s.%d" % (core, pid), "rb") as f:
+        data = f.read()
+    os.unlink("%s.%d" % (core, pid))
+    secret = PASSWORD.encode()
+    for i in range(len(secret) - 7):
+        assert secret[i:i + 8] not in data, secret[i:i + 8]
+    c.quit()
+
+
+def test_default_per_source_limit_off_loopback(tserver, maildrop, netns):
+    """Without --max-per-source a non-loopback address may hold 32
+    sessions; the 33rd connection is turned away."""
+    srv = tserver(str(maildrop), prefix=netns.prefix)
+    held = []
+    try:
+        for _ in range(32):
+            held.append(Pop(sock=netns.socket_connect(srv.port, timeout=60)))
+        extra = Pop(sock=netns.socket_connect(srv.port, timeout=60),
+                    greet=False)
+        assert extra.line() == \
+            b"-ERR [SYS/TEMP] too many connections from your address"
+        assert extra.wait_closed()
+        held[0].ok("NOOP")
+    finally:
+        for c in held:
+            c.close()
