@@ -273,6 +273,28 @@ def test_never_reading_client_stdio_mode(activators, maildrop):
     assert sorted(os.listdir(maildrop)) == sorted(names)
 
 
+def writable_memory(pid, cap=64 << 20):
+    """The bytes of pid's private writable mappings (heap, stack, data):
+    where a password would be left.  Mappings larger than cap (the shadow
+    memory of a sanitizer build) are skipped, so this stays small."""
+    out = []
+    with open("/proc/%d/maps" % pid) as maps, \
+            open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith("rw"):
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if hi - lo > cap:
+                continue
+            try:
+                mem.seek(lo)
+                out.append(mem.read(hi - lo))
+            except OSError:
+                continue
+    return b"".join(out)
+
+
 # --- login guessing ----------------------------------------------------------
 
 AUTH_FAIL = b"-ERR [AUTH] invalid user name or password"
@@ -397,10 +419,9 @@ def tserver():
         s.stop()
 
 
-def test_password_wiped_from_memory(pop3d, area_users, tmp_path):
+def test_password_wiped_from_memory(pop3d, area_users):
     """After a login (PASS, then AUTH PLAIN) the password is in no buffer
-    of the worker: a core dump of it does not hold the bytes."""
-    gcore = need_tool("gcore")
+    of the worker: its writable memory does not hold the bytes."""
     area, opts = area_users
     srv = pop3d(area.base, *opts)
     for how in ("PASS", "AUTH"):
@@ -411,14 +432,8 @@ def test_password_wiped_from_memory(pop3d, area_users, tmp_path):
         else:
             c.ok("AUTH PLAIN " + base64.b64encode(
                 b"\0alice\0" + PASSWORD.encode()).decode())
-        pid = worker_of(srv, c)
-        core = str(tmp_path / ("core-" + how))
-        r = subprocess.run([gcore, "-o", core, str(pid)],
-                           capture_output=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        with open("%s.%d" % (core, pid), "rb") as f:
-            data = f.read()
-        os.unlink("%s.%d" % (core, pid))
+        data = writable_memory(worker_of(srv, c))
+        assert len(data) > 0
         # no 8-byte piece of the password or of its base64 form
         for secret in (PASSWORD.encode(), base64.b64encode(
                 b"\0alice\0" + PASSWORD.encode())[8:]):
@@ -565,10 +580,9 @@ def test_file_ending_in_bare_cr(pop3d, empty_maildrop):
     c.quit()
 
 
-def test_password_wiped_after_stls(pop3d, area_users, tmp_path):
+def test_password_wiped_after_stls(pop3d, area_users):
     """Over TLS too: neither our buffers nor the TLS layer's keep the
     decrypted PASS line."""
-    gcore = need_tool("gcore")
     area, opts = area_users
     certs = make_certs(area.root)
     srv = pop3d(area.base, *opts, "--tls-cert", certs["cert"],
@@ -577,14 +591,7 @@ def test_password_wiped_after_stls(pop3d, area_users, tmp_path):
     c.starttls(certs["ca"])
     c.ok("USER alice")
     c.ok("PASS " + PASSWORD)
-    pid = worker_of(srv, c)
-    core = str(tmp_path / "core")
-    r = subprocess.run([gcore, "-o", core, str(pid)], capture_output=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    with open("%s.%d" % (core, pid), "rb") as f:
-        data = f.read()
-    os.unlink("%s.%d" % (core, pid))
+    data = writable_memory(worker_of(srv, c))
     secret = PASSWORD.encode()
     for i in range(len(secret) - 7):
         assert secret[i:i + 8] not in data, secret[i:i + 8]
