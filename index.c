@@ -325,8 +325,8 @@ ino_cmp(const void *a, const void *b, void *arg)
 	return x < y ? -1 : x > y;
 }
 
-const struct index_rec *
-index_find(struct index *ix, const struct stat *sb)
+static const struct index_rec *
+find(struct index *ix, const struct stat *sb, int ctime_too)
 {
 	size_t lo = 0, hi, i;
 
@@ -356,10 +356,23 @@ index_find(struct index *ix, const struct stat *sb)
 		get_rec(ix, ix->byino[lo], r);
 		if (r->dev == (uint64_t)sb->st_dev &&
 		    r->fsize == (uint64_t)sb->st_size &&
-		    ts_eq(r->mtime, sb->st_mtim) && ts_eq(r->ctime, sb->st_ctim))
+		    ts_eq(r->mtime, sb->st_mtim) &&
+		    (!ctime_too || ts_eq(r->ctime, sb->st_ctim)))
 			return r;
 	}
 	return NULL;
+}
+
+const struct index_rec *
+index_find(struct index *ix, const struct stat *sb)
+{
+	return find(ix, sb, 1);
+}
+
+const struct index_rec *
+index_find_renamed(struct index *ix, const struct stat *sb)
+{
+	return find(ix, sb, 0);
 }
 
 static int

@@ -66,6 +66,12 @@ int	index_current(const struct index *, const struct stat *md);
  * ctime) matches, else NULL; valid until the next call. */
 const struct index_rec *index_find(struct index *, const struct stat *sb);
 
+/* The same but for the ctime, which a rename moves (a Maildir reader's
+ * flag change) as much as a rewrite in place does: the caller must have
+ * its own proof that the content is the same. */
+const struct index_rec *index_find_renamed(struct index *,
+	    const struct stat *sb);
+
 /*
  * Write the index of maildrop md: n records, in directory order.  settled:
  * md's mtime and ctime were in the past when the listing began (a change

@@ -82,6 +82,31 @@ maildir_base_len(const char *name)
 }
 
 int
+maildir_wsize(const char *name, uint64_t *size)
+{
+	size_t bl = maildir_base_len(name), i;
+	const char *p;
+	uint64_t v;
+
+	for (p = name; (p = memchr(p, ',', bl - (p - name))) != NULL; p++) {
+		if (bl - (p - name) < 4 || p[1] != 'W' || p[2] != '=')
+			continue;
+		v = 0;
+		for (i = 3; p - name + i < bl && p[i] >= '0' && p[i] <= '9';
+		    i++) {
+			if (i == 3 + 19)
+				return 0;	/* would overflow */
+			v = v * 10 + (uint64_t)(p[i] - '0');
+		}
+		if (i == 3 || (p - name + i < bl && p[i] != ','))
+			continue;
+		*size = v;
+		return 1;
+	}
+	return 0;
+}
+
+int
 maildir_cur_name(const char *name, char *buf, size_t bufsz)
 {
 	int k;

@@ -45,6 +45,12 @@ int	maildir_is_msg_name(const char *name);
 size_t	maildir_base_len(const char *name);
 
 /*
+ * The wire size Dovecot writes into the base of a name (",W=N"): 1 with
+ * *size set, else 0.  A claim of the name's, to be confirmed.
+ */
+int	maildir_wsize(const char *name, uint64_t *size);
+
+/*
  * The name name would have in cur/: name with ":2," appended, or name as
  * it is when it has an info part (a ':') already.  0, or -1 when buf is too
  * small.

@@ -395,6 +395,26 @@ file_wire_size(struct store *st, int fd, const char *name, uint64_t *size)
 }
 
 /*
+ * A Maildir file the index knows but for its ctime: a reader renamed it
+ * (a flag change), or it was rewritten in place.  Its size is taken from
+ * the index only when Dovecot's ",W=" in its name says the same.  1 with
+ * m->size set, else 0 (the file is read).
+ */
+static int
+renamed_size(struct index *ix, const struct stat *sb, const char *name,
+    struct msg *m)
+{
+	const struct index_rec *ir;
+	uint64_t w;
+
+	if (!maildir_wsize(name, &w) ||
+	    (ir = index_find_renamed(ix, sb)) == NULL || ir->size != w)
+		return 0;
+	m->size = w;
+	return 1;
+}
+
+/*
  * Look at one entry of dirfd (the maildrop, or new/ or cur/ of a Maildir
  * as sub says); 1 when it is a message (m filled in).
  */
@@ -427,6 +447,8 @@ scan_entry(struct store *st, int dirfd, enum maildir_sub sub,
 	if ((ir = index_find(ix, &sb)) != NULL) {
 		m->size = ir->size;
 		m->flags = ir->flags;
+	} else if (st->maildir && renamed_size(ix, &sb, de->d_name, m)) {
+		/* size confirmed; flags left 0: sent through the converter */
 	} else if (!cache_get(st->opts.cache, &sb, &m->size)) {
 		enum store_status why;
 		int r;

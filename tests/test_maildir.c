@@ -94,6 +94,27 @@ test_names(void)
 }
 
 static void
+test_wsize(void)
+{
+	uint64_t w = 0;
+
+	ok(maildir_wsize("1795.M1P2.vm,S=38,W=43:2,S", &w) == 1 && w == 43,
+	    "Dovecot's ,W= read");
+	ok(maildir_wsize("1795.M1P2.vm,W=7,S=5", &w) == 1 && w == 7,
+	    ",W= before ,S=");
+	ok(maildir_wsize("1795.M1P2.vm,S=38", &w) == 0, "no ,W=");
+	ok(maildir_wsize("1795.M1P2.vm:2,W=43", &w) == 0,
+	    "only in the base, not in the flags");
+	ok(maildir_wsize("1795.M1P2.vm,W=", &w) == 0, "no digits");
+	ok(maildir_wsize("1795.M1P2.vm,W=4x", &w) == 0, "not a number");
+	ok(maildir_wsize("1795.M1P2.vm,W=99999999999999999999", &w) == 0,
+	    "20 digits: refused, no overflow");
+	ok(maildir_wsize("1795.M1P2.vm,W=9999999999999999999", &w) == 1 &&
+	    w == 9999999999999999999ULL, "19 digits");
+	ok(maildir_wsize("1795.x,W=1,W=2", &w) == 1 && w == 1, "the first");
+}
+
+static void
 test_move(void)
 {
 	struct maildir md;
@@ -209,6 +230,7 @@ main(void)
 	}
 	test_detect();
 	test_names();
+	test_wsize();
 	test_move();
 	test_order();
 	test_find();

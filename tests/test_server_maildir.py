@@ -473,12 +473,16 @@ def settle(path):
                     reason="strace not installed")
 def test_index_covers_maildir(agents, tmp_path):
     """The index covers cur/: an unchanged Maildir is listed without
-    opening a message; a flag change makes that one file be read again,
-    and a file rewritten in place with its size and mtime put back, then
-    renamed by a reader, is listed with its true size."""
+    opening a message.  A flag change moves a file's ctime: it is read
+    again, unless Dovecot's ",W=" size in its name is the one the index
+    holds (a wrong ",W=" is not believed).  A file rewritten in place with
+    its size and mtime put back, then renamed by a reader, is listed with
+    its true size."""
     for i, agent in enumerate(AGENTS):
         agents.deliver(agent, sample(i, agent))
-    agents.deliver("procmail", b"Subject: short\n\nabc\n")
+    name = agents.deliver("procmail", b"Subject: short\n\nabc\n")
+    new = os.path.join(agents.maildir, "new")
+    os.rename(os.path.join(new, name), os.path.join(new, name + ",W=1"))
     idx = tmp_path / "idx"
     idx.mkdir()
     md = agents.maildir
@@ -494,25 +498,28 @@ def test_index_covers_maildir(agents, tmp_path):
     out, opened = stdio_session(md, idx, q, strace=True)
     assert out == first and not names & set(opened)
 
-    # A reader marks message 2 seen: only that file is read again.
+    # A reader marks messages seen (renames them to ":2,S").
     msgs = delivered(md)
-    order = delivery_order(msgs)
-    old = msgs[order[1]][1]
-    os.rename(os.path.join(cur, old), os.path.join(cur, old + "S"))
+    by = {a: next(m[1] for m in msgs.values() if b"by " + a.encode() in m[2])
+          for a in AGENTS}
+    short = msgs[name + ",W=1"][1]
+    assert ",W=" in by["dovecot"] and short.endswith(",W=1:2,")
+    for n in (by["procmail"], by["dovecot"], short):
+        os.rename(os.path.join(cur, n), os.path.join(cur, n + "S"))
     settle(cur)
     out, opened = stdio_session(md, idx, q, strace=True)
     assert out == first
-    assert [n for n in opened if n in names | {old + "S"}] == [old + "S"]
+    assert sorted(n for n in opened if n.endswith(":2,S")) == \
+        sorted([by["procmail"] + "S", short + "S"]), opened
 
     # "abc\n" becomes "a\nb\n": same length, one more line on the wire.
-    short = msgs[order[3]][1]
-    p = os.path.join(cur, short)
+    p = os.path.join(cur, short + "S")
     st = os.stat(p)
     data = open(p, "rb").read()
     with open(p, "r+b") as f:
         f.write(data.replace(b"abc\n", b"a\nb\n"))
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
-    os.rename(p, p + "S")
+    os.rename(p, p + "T")
     settle(cur)
     out, _ = stdio_session(md, idx, b"LIST 4\r\nRETR 4\r\nQUIT\r\n")
     lines = out.split(b"\r\n")
