@@ -1431,7 +1431,8 @@ open_session(struct client *c)
 	c->count_known = c->stat_known = 0;
 	c->count = c->stat_count = 0;
 	mark_deleted(c, NULL, 0);
-	memset(c->sizes, 0, c->nsizes * sizeof(*c->sizes));
+	if (c->nsizes > 0)
+		memset(c->sizes, 0, c->nsizes * sizeof(*c->sizes));
 	c->user[0] = '\0';
 	if ((fd = client_connect(c->host, c->port, c->timeout_ms,
 	    &got_sigint)) < 0)

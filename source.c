@@ -184,8 +184,9 @@ source_new(int seats)
 	t->seats = seats;
 	t->mask = slots - 1;
 	t->maplen = len;
-	t->seat = (struct srckey *)(t + 1);
-	t->ent = (struct srcent *)(t->seat + seats);
+	/* The 4-byte aligned entries first: a srckey is 17 bytes. */
+	t->ent = (struct srcent *)(t + 1);
+	t->seat = (struct srckey *)(t->ent + slots);
 	if ((r = pthread_mutexattr_init(&ma)) != 0 ||
 	    (r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) ||
 	    (r = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)) ||

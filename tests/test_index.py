@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import POP3D, TIMEOUT, Conn
+from conftest import traced_env, POP3D, TIMEOUT, Conn
 from server_util import wire
 
 
@@ -87,7 +87,7 @@ def traced(md, idx, commands):
                         "trace=openat,open,read,getdents64",
                         POP3D, "--index-dir", str(idx), str(md)],
                        input=commands.encode(), capture_output=True,
-                       timeout=TIMEOUT * 3)
+                       timeout=TIMEOUT * 3, env=traced_env())
     with open(log) as f:
         calls = f.read()
     os.unlink(log)

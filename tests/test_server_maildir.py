@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import POP3D, TIMEOUT, free_port
+from conftest import traced_env, POP3D, TIMEOUT, free_port
 from maildir_util import (AGENTS, agents, base, delivered,  # noqa: F401
                           delivery_order, next_second, sample)
 from server_util import Pop, ServerClosed, pop3d, wait_for, wire  # noqa: F401
@@ -428,6 +428,7 @@ def test_imap_flag_change_at_the_moment_of_removal(tmp_path):
         "run --layout maildir %s <%s >%s 2>/dev/null\n"
         % (a, a, hit, md, inp, out))
     subprocess.run([GDB, "-batch", "-nx", "-x", str(script), POP3D],
+                   env=traced_env(),
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=120, check=True)
     assert hit.exists(), "pop3d never called renameat2 while removing"
@@ -447,7 +448,7 @@ def stdio_session(md, idx, commands, strace=False):
     if strace:
         argv = ["strace", "-f", "-o", log, "-e", "trace=openat"] + argv
     r = subprocess.run(argv, input=commands, capture_output=True,
-                       timeout=TIMEOUT * 3)
+                       timeout=TIMEOUT * 3, env=traced_env())
     assert r.returncode == 0, r
     opened = []
     if strace:

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import POP3D, TIMEOUT, Conn
+from conftest import traced_env, POP3D, TIMEOUT, Conn
 
 GDB = shutil.which("gdb")
 
@@ -42,6 +42,7 @@ def run_under_gdb(tmp_path, maildrop, stop_at, commands):
         "run --order arrival %s <%s >%s 2>/dev/null\n"
         % (stop_at, new, maildrop, hit, maildrop, inp, out))
     subprocess.run([GDB, "-batch", "-nx", "-x", str(script), POP3D],
+                   env=traced_env(),
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=120, check=True)
     return out.read_bytes(), hit.exists()
