@@ -40,9 +40,10 @@ READLINE_LIBS := $(shell $(PKG_CONFIG) --libs readline 2>/dev/null || echo -lrea
 SSL_CFLAGS := $(shell $(PKG_CONFIG) --cflags openssl 2>/dev/null)
 SSL_LIBS := $(shell $(PKG_CONFIG) --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CRYPT_LIBS := $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt)
+SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
 ALL_CPPFLAGS += $(SSL_CFLAGS)
 
-POP3D_OBJS = pop3d.o listen.o source.o proxy.o session.o auth.o store.o maildir.o index.o users.o tls.o proto.o log.o
+POP3D_OBJS = pop3d.o listen.o source.o proxy.o session.o auth.o store.o maildir.o index.o users.o sandbox.o tls.o proto.o log.o
 POP3C_OBJS = pop3c.o client.o tls.o proto.o
 TEST_BINS = tests/test_proto tests/test_store tests/test_client tests/test_proxy tests/test_maildir
 
@@ -63,7 +64,8 @@ FUZZ_BINS = $(addprefix $(O)/tests/fuzz/fuzz_,$(FUZZERS))
 all: $(O)/pop3d $(O)/pop3c
 
 $(O)/pop3d: $(addprefix $(O)/,$(POP3D_OBJS))
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS) \
+	    $(SECCOMP_LIBS)
 
 $(O)/pop3c: $(addprefix $(O)/,$(POP3C_OBJS))
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(READLINE_LIBS) $(SSL_LIBS)
@@ -111,13 +113,13 @@ $(O)/tests/fuzz/fuzz_users: tests/fuzz/fuzz_users.c \
     $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS)
+		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
 
 $(O)/tests/fuzz/fuzz_session: tests/fuzz/fuzz_session.c \
     $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS)
+		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
 
 $(O)/tests/fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c \
     $(addprefix $(O)/,$(filter-out pop3c.o,$(POP3C_OBJS)))

@@ -40,6 +40,7 @@
 #include "params.h"
 #include "proto.h"
 #include "proxy.h"
+#include "sandbox.h"
 #include "session.h"
 #include "source.h"
 
@@ -436,6 +437,8 @@ serve(struct pool *p, const struct session_cfg *cfg, int fd)
 
 	tune_conn(fd);
 	peer_from_fd(&peer, fd);
+	if (cfg->users != NULL && session_confine(cfg) < 0)
+		return;
 	if (listen_proxy(fd, cfg, &peer) < 0)
 		return;
 	if (source_admit(p->sources, p->seat, &peer,
@@ -478,6 +481,9 @@ worker_main(struct pool *p)
 	signal(SIGCHLD, SIG_DFL);
 	got_term = got_retire = 0;
 	cfg.stop = &got_term;
+	/* The open mode: every session here serves this maildrop. */
+	if (cfg.users == NULL && session_confine(&cfg) < 0)
+		_exit(EX_OSERR);
 
 	while (!got_term && !got_retire && served < WORKER_SESSIONS) {
 		int fd;
@@ -493,6 +499,10 @@ worker_main(struct pool *p)
 		close(fd);
 		served++;
 		report(p->report[1], 0);
+		/* Confined to one user's maildrop: a fresh worker serves the
+		 * next login. */
+		if (cfg.users != NULL && cfg.sandbox != 0)
+			break;
 	}
 	_exit(0);
 }
@@ -561,7 +571,8 @@ reap(struct pool *p)
 		    WTERMSIG(status) != SIGUSR1)
 			log_warnx("worker %d killed by signal %d", (int)pid,
 			    WTERMSIG(status));
-		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+		    WEXITSTATUS(status) != SANDBOX_EXIT)
 			log_warnx("worker %d exited with %d", (int)pid,
 			    WEXITSTATUS(status));
 		if (w->busy)

@@ -33,6 +33,7 @@
 #include "params.h"
 #include "proto.h"
 #include "proxy.h"
+#include "sandbox.h"
 #include "session.h"
 #include "source.h"
 #include "tls.h"
@@ -67,8 +68,12 @@ static const char usage_text[] =
 "  -I, --index-dir DIR       keep maildrop indexes (sizes) in DIR; '' for\n"
 "                            none (default: $CACHE_DIRECTORY, else\n"
 "                            /var/cache/pop3d, else ~/.cache/pop3d)\n"
+"      --no-sandbox          do not confine sessions (Landlock, seccomp)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n";
+
+/* Long options without a letter. */
+#define OPT_NO_SANDBOX	0x100
 
 static const struct option longopts[] = {
 	{ "timeout",		required_argument, NULL, 't' },
@@ -89,6 +94,7 @@ static const struct option longopts[] = {
 	{ "user",		required_argument, NULL, 'U' },
 	{ "proxy-from",		required_argument, NULL, 'R' },
 	{ "index-dir",		required_argument, NULL, 'I' },
+	{ "no-sandbox",		no_argument,	   NULL, OPT_NO_SANDBOX },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ "version",		no_argument,	   NULL, 'V' },
 	{ NULL, 0, NULL, 0 }
@@ -174,6 +180,12 @@ one_session(int rfd, int wfd, const struct session_cfg *cfg)
 	    fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) < 0)
 		log_warn("O_NONBLOCK on the connection");
 	peer_from_fd(&peer, rfd);
+	/* Confined before the first byte from the client (a PROXY header,
+	 * TLS, commands) is parsed. */
+	if (session_confine(cfg) < 0) {
+		log_warnx("session %s: not served unconfined", peer.text);
+		return;
+	}
 	if (listen_proxy(rfd, cfg, &peer) < 0)
 		return;
 	session_run(rfd, wfd, cfg, &peer);
@@ -202,7 +214,7 @@ main(int argc, char *argv[])
 	char index_path[PATH_MAX];
 	char err[512];
 	int fds[LISTEN_MAXFDS], nfds, conn, c, max_sessions = MAX_SESSIONS_DEFAULT;
-	int max_per_source = -1;
+	int max_per_source = -1, no_sandbox = 0;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.timeout = IDLE_TIMEOUT_DEFAULT;
@@ -290,6 +302,9 @@ main(int argc, char *argv[])
 		case 'I':
 			index_dir = optarg;
 			break;
+		case OPT_NO_SANDBOX:
+			no_sandbox = 1;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return EX_OK;
@@ -357,6 +372,9 @@ main(int argc, char *argv[])
 	/* As the user that serves: the index is written as that user. */
 	cfg.store.index_fd = index_dir_open(index_dir, index_path,
 	    sizeof(index_path));
+	if (cfg.store.index_fd >= 0)
+		cfg.index_path = index_path;
+	cfg.sandbox = sandbox_probe(no_sandbox);
 	if (conn >= 0) {
 		log_init("pop3d", 0);
 		stdio_session(conn, conn, &cfg);

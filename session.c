@@ -29,6 +29,7 @@
 #include "params.h"
 #include "proto.h"
 #include "proxy.h"
+#include "sandbox.h"
 #include "session.h"
 #include "store.h"
 #include "auth.h"
@@ -287,6 +288,17 @@ login(struct session *s, const char *name, char *password)
 		explicit_bzero(password, strlen(password));
 	if (enter_trans(s, user) < 0)
 		return;
+	/* From here on only this user's mail is in reach. */
+	if (s->cfg->users != NULL &&
+	    sandbox_login(s->cfg->sandbox, store_dirfd(s->store),
+	    s->cfg->index_path) < 0) {
+		store_close(s->store);
+		s->store = NULL;
+		s->state = ST_AUTH;
+		s->hangup = 1;
+		reply(s, 0, "[SYS/TEMP] cannot open the maildrop");
+		return;
+	}
 	store_stat(s->store, &count, &octets);
 	reply(s, 1, "maildrop has %zu messages (%llu octets)", count,
 	    (unsigned long long)octets);
@@ -698,6 +710,16 @@ dispatch(struct session *s, char *line)
 			return;
 	}
 	c->fn(s, argc, argv);
+}
+
+int
+session_confine(const struct session_cfg *cfg)
+{
+	if (cfg->users == NULL)
+		return sandbox_maildrop(cfg->sandbox, cfg->maildrop,
+		    cfg->index_path);
+	return sandbox_prelogin(cfg->sandbox, cfg->users, cfg->maildrop,
+	    cfg->index_path);
 }
 
 static void

@@ -31,6 +31,9 @@ struct session_cfg {
 						 * the connection to a login */
 	/* --proxy-from: sources that must send a PROXY header; NULL: off. */
 	const struct proxy_nets	*proxy_from;
+	int			 sandbox;	/* sandbox_probe(): what confines */
+	const char		*index_path;	/* the index folder, for the
+						 * sandbox; NULL: none */
 	/* Set by a signal handler: end the session at the next wait. */
 	volatile sig_atomic_t	*stop;
 };
@@ -63,6 +66,15 @@ void	peer_from_fd(struct peer *p, int fd);
  * tls is cleared. */
 void	peer_from_addr(struct peer *p, const struct sockaddr *sa,
 	    socklen_t len);
+
+/*
+ * Confine the calling process (sandbox.h) before the first byte of a
+ * client is read: to the maildrop in the open mode (a listener worker
+ * once, as all its sessions serve it), else to what a login may need
+ * (the users file, the maildrops), narrowed further at the login.
+ * 0, or -1 after a log line: the session must not be served then.
+ */
+int	session_confine(const struct session_cfg *cfg);
 
 /*
  * Serve one session: greeting, commands until QUIT, EOF, timeout, too many

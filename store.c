@@ -960,6 +960,12 @@ store_openat(struct store **out, int rootfd, const char *dir, int nofollow,
 	return STORE_OK;
 }
 
+int
+store_dirfd(const struct store *st)
+{
+	return st->dirfd;
+}
+
 void
 store_close(struct store *st)
 {

@@ -87,6 +87,9 @@ enum store_status store_open(struct store **out, const char *dir,
  */
 enum store_status store_openat(struct store **out, int rootfd,
 	    const char *dir, int nofollow, const struct store_opts *o);
+/* The maildrop directory's descriptor, open while st is (for the sandbox,
+ * which confines the session beneath it). */
+int	store_dirfd(const struct store *st);
 /* Release the snapshot and any lock; commits nothing. */
 void	store_close(struct store *st);
 

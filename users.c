@@ -164,3 +164,38 @@ users_check(const char *file, const char *name, const char *password,
 	free(drop);
 	return ok ? USERS_OK : USERS_FAIL;
 }
+
+int
+users_maildrops(const char *file, int (*fn)(const char *, void *), void *arg)
+{
+	char line[USERS_LINE_MAX + 2], *f2, *f3;
+	int r = 0;
+	FILE *f;
+
+	if ((f = fopen(file, "re")) == NULL)
+		return log_warn("users file %s", file);
+	while (r == 0 && fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strlen(line);
+
+		if (n > 0 && line[n - 1] != '\n' && !feof(f)) {
+			int c;
+
+			/* Too long: malformed, skipped (users_check says so). */
+			while ((c = getc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || (f2 = strchr(line, ':')) == NULL ||
+		    (f3 = strchr(f2 + 1, ':')) == NULL || f3[1] == '\0')
+			continue;
+		*f2 = '\0';
+		if (users_valid_name(line))
+			r = fn(f3 + 1, arg);
+	}
+	if (ferror(f) && r == 0)
+		r = log_warn("users file %s", file);
+	fclose(f);
+	explicit_bzero(line, sizeof(line));
+	return r;
+}

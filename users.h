@@ -50,4 +50,12 @@ enum users_result users_check(const char *file, const char *name,
 	    const char *password, const char *base, char *maildrop,
 	    size_t len);
 
+/*
+ * Call fn(maildrop, arg) for each third field of file, so that a sandbox
+ * set up before a login can allow every maildrop a login may lead to.
+ * 0, or -1 when the file cannot be read (logged) or fn returned -1.
+ */
+int	users_maildrops(const char *file, int (*fn)(const char *, void *),
+	    void *arg);
+
 #endif

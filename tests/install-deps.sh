@@ -4,11 +4,11 @@
 # (default).  Run as root.
 set -eu
 BUILD="build-essential pkg-config libsystemd-dev libreadline-dev libssl-dev
- libcrypt-dev"
+ libcrypt-dev libseccomp-dev"
 TEST="python3 python3-pytest python3-pytest-timeout curl fetchmail tmux
  xinetd systemd netcat-openbsd openssl procps iproute2 whois util-linux man-db
  gdb nginx libnginx-mod-mail haproxy procmail dovecot-core getmail6
- clang libclang-rt-14-dev"
+ clang libclang-rt-14-dev strace"
 # The systemd how-to test: a Debian 12 container under systemd-nspawn.
 TEST="$TEST mmdebstrap systemd-container"
 PKGS=$BUILD

@@ -1,0 +1,489 @@
+/*
+ * sandbox.c: Landlock and the seccomp allow-list (see sandbox.h).
+ *
+ * Landlock is used through its raw system calls with the best ABI the
+ * kernel reports; rights the kernel does not know are left out, so an
+ * older kernel confines less but still confines.  The seccomp filter is
+ * one table below, built with libseccomp; anything else traps into a
+ * SIGSYS handler that logs the call once and ends the process.
+ */
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/landlock.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "users.h"
+
+/* Rights of later ABIs than the build host's headers may know. */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE	(1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV	(1ULL << 15)
+#endif
+#ifndef LANDLOCK_ACCESS_NET_BIND_TCP
+#define LANDLOCK_ACCESS_NET_BIND_TCP	(1ULL << 0)
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP	(1ULL << 1)
+#endif
+#ifndef LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+#define LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET	(1ULL << 0)
+#define LANDLOCK_SCOPE_SIGNAL		(1ULL << 1)
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZER_BUILD	1
+#endif
+#endif
+
+/* The ruleset attribute of ABI 6 (file system, TCP, scopes); a kernel
+ * with an older ABI takes it as long as the fields it lacks are zero. */
+struct ll_ruleset {
+	uint64_t	fs;
+	uint64_t	net;
+	uint64_t	scoped;
+};
+
+#define FS_ABI1	((1ULL << 13) - 1)	/* EXECUTE .. MAKE_SYM */
+
+/* What each kind of path may do (sandbox.h), before masking with what
+ * the kernel handles.  A maildrop needs MAKE_REG and REFER for renames
+ * (a Maildir's new/ to cur/, the commit's rename-check-unlink step). */
+#define R_READ	LANDLOCK_ACCESS_FS_READ_FILE
+#define R_MAIL	(LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR | \
+	LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG | \
+	LANDLOCK_ACCESS_FS_REFER)
+#define R_STATE	(R_MAIL | LANDLOCK_ACCESS_FS_WRITE_FILE | \
+	LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_MAKE_DIR | \
+	LANDLOCK_ACCESS_FS_REMOVE_DIR)
+/* Rights that apply to a file rather than a directory. */
+#define R_FILE	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
+	LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | \
+	LANDLOCK_ACCESS_FS_IOCTL_DEV)
+
+/*
+ * The system calls a session makes, in every mode (stdio, listener
+ * worker, TLS, --users, --exclusive, --delete-now, --order arrival).
+ * arg >= 0: allowed only when that argument equals value.  err: refused
+ * with that errno instead of trapping (a library that copes with it).
+ */
+struct allow {
+	const char	*name;
+	int		 arg;
+	uint64_t	 value;
+	int		 err;
+};
+
+static const struct allow allow_list[] = {
+	/* The connection and message files: plain fds, OpenSSL's socket BIO
+	 * (recv/send), the reader's and writer's waits, the PROXY header
+	 * (recv with MSG_PEEK), syslog (send on its open socket). */
+	{ "read", -1, 0, 0 }, { "pread64", -1, 0, 0 }, { "write", -1, 0, 0 },
+	{ "writev", -1, 0, 0 }, { "recvfrom", -1, 0, 0 },
+	{ "sendto", -1, 0, 0 }, { "poll", -1, 0, 0 }, { "ppoll", -1, 0, 0 },
+	{ "lseek", -1, 0, 0 }, { "close", -1, 0, 0 },
+	{ "shutdown", -1, 0, 0 },
+	/* The maildrop: scan (fstatat, getdents64), open with O_NOFOLLOW,
+	 * the directory lock, DELE/QUIT removal, the directory sync; the
+	 * users file at login (fopen), the listing through a duplicate of
+	 * the directory fd (fdopendir). Landlock decides which paths. */
+	{ "openat", -1, 0, 0 }, { "fstat", -1, 0, 0 },
+	{ "newfstatat", -1, 0, 0 }, { "statx", -1, 0, 0 },
+	{ "getdents64", -1, 0, 0 }, { "flock", -1, 0, 0 },
+	{ "unlinkat", -1, 0, 0 }, { "renameat", -1, 0, 0 },
+	{ "renameat2", -1, 0, 0 }, { "fsync", -1, 0, 0 },
+	{ "fcntl", -1, 0, 0 }, { "dup", -1, 0, 0 },
+	/* The index folder: a file there is trusted only when it belongs
+	 * to pop3d's user. */
+	{ "geteuid", -1, 0, 0 },
+	/* Memory: malloc, OpenSSL and libcrypt's yescrypt (megabytes per
+	 * hash) grow and return memory. */
+	{ "brk", -1, 0, 0 }, { "mmap", -1, 0, 0 }, { "munmap", -1, 0, 0 },
+	{ "mremap", -1, 0, 0 }, { "madvise", -1, 0, 0 },
+	{ "mprotect", -1, 0, 0 },
+	/* Time and waiting: deadlines, the failed-login delay, the
+	 * --exclusive lock wait (when the vDSO is not used). */
+	{ "clock_gettime", -1, 0, 0 }, { "gettimeofday", -1, 0, 0 },
+	{ "time", -1, 0, 0 }, { "nanosleep", -1, 0, 0 },
+	{ "clock_nanosleep", -1, 0, 0 }, { "restart_syscall", -1, 0, 0 },
+	/* Signals: SIGTERM let in only inside ppoll, handlers return. */
+	{ "rt_sigprocmask", -1, 0, 0 }, { "rt_sigaction", -1, 0, 0 },
+	{ "rt_sigreturn", -1, 0, 0 }, { "sigaltstack", -1, 0, 0 },
+	/* TLS keys and nonces, hash salts. */
+	{ "getrandom", -1, 0, 0 },
+	/* The listener worker between sessions: accept, tune the socket,
+	 * name the peer, report idle/busy (write), end; syslog's LOG_PID. */
+	{ "accept4", -1, 0, 0 }, { "setsockopt", -1, 0, 0 },
+	{ "getpeername", -1, 0, 0 }, { "getsockname", -1, 0, 0 },
+	{ "getpid", -1, 0, 0 }, { "exit", -1, 0, 0 },
+	{ "exit_group", -1, 0, 0 },
+	/* Locks inside libc and OpenSSL (uncontended: one thread). */
+	{ "futex", -1, 0, 0 },
+	/* stdio asks whether stderr is a terminal. */
+	{ "ioctl", 1, TCGETS, 0 },
+	/* The login narrows the file system further (only ever narrows). */
+	{ "landlock_create_ruleset", -1, 0, 0 },
+	{ "landlock_add_rule", -1, 0, 0 },
+	{ "landlock_restrict_self", -1, 0, 0 },
+	/* syslog() reconnects after a syslog daemon restart while holding
+	 * its lock: refuse quietly (the line is lost), never trap there. */
+	{ "socket", -1, 0, EACCES }, { "connect", -1, 0, EACCES },
+#ifdef SANITIZER_BUILD
+	/* Sanitizer builds only: ASan/UBSan reports and LeakSanitizer at
+	 * exit (a tracer thread that stops and reads the process). */
+	{ "clone", -1, 0, 0 }, { "clone3", -1, 0, ENOSYS },
+	{ "ptrace", -1, 0, 0 }, { "wait4", -1, 0, 0 },
+	{ "waitid", -1, 0, 0 }, { "prctl", -1, 0, 0 },
+	{ "sched_yield", -1, 0, 0 }, { "tgkill", -1, 0, 0 },
+	{ "kill", -1, 0, 0 }, { "readlink", -1, 0, 0 },
+	{ "readlinkat", -1, 0, 0 }, { "getdents", -1, 0, 0 },
+	{ "open", -1, 0, 0 }, { "stat", -1, 0, 0 }, { "lstat", -1, 0, 0 },
+	{ "gettid", -1, 0, 0 }, { "getppid", -1, 0, 0 },
+	{ "getrlimit", -1, 0, 0 },
+	{ "prlimit64", -1, 0, 0 }, { "setrlimit", -1, 0, 0 },
+	{ "sched_getaffinity", -1, 0, 0 }, { "uname", -1, 0, 0 },
+	{ "pipe", -1, 0, 0 }, { "pipe2", -1, 0, 0 },
+	{ "dup2", -1, 0, 0 }, { "dup3", -1, 0, 0 }, { "getuid", -1, 0, 0 },
+	{ "mkdir", -1, 0, 0 }, { "access", -1, 0, 0 },
+	{ "execve", -1, 0, EACCES }, { "fork", -1, 0, EACCES },
+	{ "vfork", -1, 0, EACCES },
+#endif
+};
+
+/* A call outside the list: one log line naming it, then end the process
+ * (never the listener: this runs in the session's process). */
+static void
+on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	char *name;
+
+	(void)sig;
+	(void)uc;
+	name = seccomp_syscall_resolve_num_arch(si->si_arch, si->si_syscall);
+	log_warnx("sandbox: forbidden system call %s (number %d, audit arch "
+	    "0x%x): session ended", name != NULL ? name : "?",
+	    si->si_syscall, si->si_arch);
+	_exit(SANDBOX_EXIT);
+}
+
+static int
+ll_abi(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, 0,
+	    LANDLOCK_CREATE_RULESET_VERSION);
+
+	return v < 0 ? 0 : (int)v;
+}
+
+int
+sandbox_probe(int off)
+{
+	int avail = 0, abi;
+
+	if (off)
+		return 0;
+	if ((abi = ll_abi()) > 0)
+		avail |= SANDBOX_LANDLOCK;
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 && seccomp_api_get() >= 1)
+		avail |= SANDBOX_SECCOMP;
+	if (avail != (SANDBOX_LANDLOCK | SANDBOX_SECCOMP))
+		log_warnx("sandbox: this kernel has %s: sessions run %s",
+		    avail == 0 ? "neither Landlock nor seccomp filters" :
+		    avail & SANDBOX_LANDLOCK ? "no seccomp filters" :
+		    "no Landlock", avail == 0 ? "unconfined" :
+		    avail & SANDBOX_LANDLOCK ? "with any system call" :
+		    "with every file pop3d's user can reach");
+	return avail;
+}
+
+/* Rights the kernel's ABI handles. */
+static void
+ll_handled(int abi, struct ll_ruleset *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->fs = FS_ABI1;
+	if (abi >= 2)
+		rs->fs |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		rs->fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 4)
+		rs->net = LANDLOCK_ACCESS_NET_BIND_TCP |
+		    LANDLOCK_ACCESS_NET_CONNECT_TCP;
+	if (abi >= 5)
+		rs->fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	if (abi >= 6)
+		rs->scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET |
+		    LANDLOCK_SCOPE_SIGNAL;
+}
+
+/* Allow rights beneath the file or directory open as fd. */
+static int
+ll_rule_fd(int rsfd, int fd, uint64_t rights, uint64_t handled)
+{
+	struct landlock_path_beneath_attr pb;
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return log_warn("sandbox: fstat");
+	memset(&pb, 0, sizeof(pb));
+	pb.parent_fd = fd;
+	pb.allowed_access = rights & handled;
+	if (!S_ISDIR(sb.st_mode))
+		pb.allowed_access &= R_FILE;
+	if (syscall(SYS_landlock_add_rule, rsfd, LANDLOCK_RULE_PATH_BENEATH,
+	    &pb, 0) < 0)
+		return log_warn("sandbox: landlock_add_rule");
+	return 0;
+}
+
+/* Allow rights under path; a path that does not exist is skipped. */
+static int
+ll_rule(int rsfd, const char *path, uint64_t rights, uint64_t handled)
+{
+	int fd, r;
+
+	if ((fd = open(path, O_PATH | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return log_warn("sandbox: %s", path);
+	}
+	if ((r = ll_rule_fd(rsfd, fd, rights, handled)) < 0)
+		log_warnx("sandbox: rule for %s", path);
+	close(fd);
+	return r;
+}
+
+#ifdef SANITIZER_BUILD
+/* Sanitizer builds: the report folder named by log_path= in *_OPTIONS. */
+static int
+ll_sanitizer(int rsfd, const char *env, uint64_t handled)
+{
+	char dir[PATH_MAX];
+	const char *v = getenv(env), *p, *slash;
+	size_t len;
+
+	if (v == NULL || (p = strstr(v, "log_path=")) == NULL)
+		return 0;
+	p += strlen("log_path=");
+	len = strcspn(p, ": ");
+	if (len >= sizeof(dir))
+		return 0;
+	memcpy(dir, p, len);
+	dir[len] = '\0';
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return 0;
+	dir[slash - dir + (slash == dir)] = '\0';
+	return ll_rule(rsfd, dir, R_STATE, handled);
+}
+#endif
+
+static int
+landlock(const struct sandbox_path *paths, size_t n, int mdfd)
+{
+	struct ll_ruleset rs;
+	size_t i;
+	int rsfd, abi = ll_abi();
+
+	ll_handled(abi, &rs);
+	rsfd = syscall(SYS_landlock_create_ruleset, &rs, sizeof(rs), 0);
+	if (rsfd < 0)
+		return log_warn("sandbox: landlock_create_ruleset");
+	if (mdfd >= 0 && ll_rule_fd(rsfd, mdfd, R_MAIL, rs.fs) < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		uint64_t rights = paths[i].access == SANDBOX_READ ? R_READ :
+		    paths[i].access == SANDBOX_MAIL ? R_MAIL : R_STATE;
+
+		if (paths[i].path != NULL &&
+		    ll_rule(rsfd, paths[i].path, rights, rs.fs) < 0)
+			goto fail;
+	}
+#ifdef SANITIZER_BUILD
+	/* LeakSanitizer reads the maps and threads of the process. */
+	if (ll_rule(rsfd, "/proc/self", R_READ | LANDLOCK_ACCESS_FS_READ_DIR,
+	    rs.fs) < 0 ||
+	    ll_sanitizer(rsfd, "ASAN_OPTIONS", rs.fs) < 0 ||
+	    ll_sanitizer(rsfd, "UBSAN_OPTIONS", rs.fs) < 0)
+		goto fail;
+#endif
+	if (syscall(SYS_landlock_restrict_self, rsfd, 0) < 0) {
+		log_warn("sandbox: landlock_restrict_self");
+		goto fail;
+	}
+	close(rsfd);
+	return 0;
+fail:
+	close(rsfd);
+	return -1;
+}
+
+static int
+seccomp(void)
+{
+	struct sigaction sa;
+	scmp_filter_ctx ctx;
+	size_t i;
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0)
+		return log_warn("sandbox: sigaction SIGSYS");
+	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL)
+		return log_warnx("sandbox: seccomp_init failed");
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
+	    SCMP_ACT_TRAP)) < 0)
+		goto fail;
+	for (i = 0; i < sizeof(allow_list) / sizeof(allow_list[0]); i++) {
+		const struct allow *a = &allow_list[i];
+		uint32_t act = a->err ? SCMP_ACT_ERRNO(a->err) : SCMP_ACT_ALLOW;
+		int nr = seccomp_syscall_resolve_name(a->name);
+
+		if (nr == __NR_SCMP_ERROR)
+			continue;	/* not a call of this architecture */
+		if (a->arg >= 0) {
+			struct scmp_arg_cmp cmp;
+
+			memset(&cmp, 0, sizeof(cmp));
+			cmp.arg = (unsigned)a->arg;
+			cmp.op = SCMP_CMP_EQ;
+			cmp.datum_a = a->value;
+			r = seccomp_rule_add_array(ctx, act, nr, 1, &cmp);
+		} else
+			r = seccomp_rule_add(ctx, act, nr, 0);
+		if (r < 0 && r != -EOPNOTSUPP)
+			goto fail;
+	}
+	if ((r = seccomp_load(ctx)) < 0)
+		goto fail;
+	seccomp_release(ctx);
+	return 0;
+fail:
+	seccomp_release(ctx);
+	errno = -r;
+	return log_warn("sandbox: seccomp filter");
+}
+
+/* sandbox_enter(), plus the maildrop open as mdfd when >= 0. */
+static int
+enter(int avail, const struct sandbox_path *paths, size_t n, int mdfd,
+    int with_seccomp)
+{
+	if (avail == 0)
+		return 0;
+	/* Files the C library would open lazily later: the time zone. */
+	tzset();
+	/* A later layer finds no_new_privs set already (and prctl is not
+	 * in the allow-list). */
+	if (with_seccomp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return log_warn("sandbox: no_new_privs");
+	if ((avail & SANDBOX_LANDLOCK) && landlock(paths, n, mdfd) < 0)
+		return -1;
+	if (with_seccomp && (avail & SANDBOX_SECCOMP) && seccomp() < 0)
+		return -1;
+	return 0;
+}
+
+int
+sandbox_enter(int avail, const struct sandbox_path *paths, size_t n,
+    int with_seccomp)
+{
+	return enter(avail, paths, n, -1, with_seccomp);
+}
+
+int
+sandbox_maildrop(int avail, const char *maildrop, const char *state)
+{
+	struct sandbox_path p[2] = {
+		{ maildrop, SANDBOX_MAIL },
+		{ state, SANDBOX_STATE }
+	};
+
+	return sandbox_enter(avail, p, 2, 1);
+}
+
+int
+sandbox_login(int avail, int mdfd, const char *state)
+{
+	struct sandbox_path p = { state, SANDBOX_STATE };
+
+	/* The allow-list is in place since sandbox_prelogin. */
+	return enter(avail, &p, 1, mdfd, 0);
+}
+
+struct collect {
+	struct sandbox_path	*p;
+	size_t			 n, max;
+};
+
+static int
+collect_one(const char *maildrop, void *arg)
+{
+	struct collect *c = arg;
+	char *dup;
+
+	if (c->n == c->max) {
+		size_t max = c->max ? 2 * c->max : 16;
+		struct sandbox_path *p = reallocarray(c->p, max, sizeof(*p));
+
+		if (p == NULL)
+			return log_warn("sandbox");
+		c->p = p;
+		c->max = max;
+	}
+	if ((dup = strdup(maildrop)) == NULL)
+		return log_warn("sandbox");
+	c->p[c->n].path = dup;
+	c->p[c->n++].access = SANDBOX_MAIL;
+	return 0;
+}
+
+int
+sandbox_prelogin(int avail, const char *users, const char *base,
+    const char *state)
+{
+	struct collect c = { NULL, 0, 0 };
+	size_t i;
+	int r = -1;
+
+	if (avail == 0)
+		return 0;
+	if (collect_one(users, &c) < 0 || collect_one(base, &c) < 0)
+		goto out;
+	c.p[0].access = SANDBOX_READ;
+	if (state != NULL) {
+		if (collect_one(state, &c) < 0)
+			goto out;
+		c.p[c.n - 1].access = SANDBOX_STATE;
+	}
+	/* Maildrops named in the users file: a login may lead there.  An
+	 * unreadable file (logged) fails the login later, as without. */
+	(void)users_maildrops(users, collect_one, &c);
+	r = sandbox_enter(avail, c.p, c.n, 1);
+out:
+	for (i = 0; i < c.n; i++)
+		free((char *)c.p[i].path);
+	free(c.p);
+	return r;
+}
