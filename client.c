@@ -7,6 +7,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -528,36 +529,141 @@ client_stat_count(const char *line, uint64_t max, uint64_t *n)
 /* ---- saving ---------------------------------------------------------- */
 
 int
-client_save_open(int dirfd, const char *dir, const char *arg, char *name,
-    size_t cap)
+client_is_maildir(int dirfd)
 {
-	uint64_t n;
-	char base[32];
-	int i, fd;
+	static const char *const sub[] = { "cur", "new", "tmp" };
+	struct stat st;
+	size_t i;
 
-	if (arg != NULL && proto_number(arg, UINT64_MAX, &n) == 0)
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++)
+		if (fstatat(dirfd, sub[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			return 0;
+	return 1;
+}
+
+/* The unique-id as a file name (injective: '%' itself is escaped). */
+static void
+safe_name(const char *uid, char *out, size_t cap)
+{
+	size_t o = 0;
+	const unsigned char *u;
+
+	for (u = (const unsigned char *)uid; *u != '\0' && o + 4 < cap; u++) {
+		if ((*u >= 'a' && *u <= 'z') || (*u >= 'A' && *u <= 'Z') ||
+		    (*u >= '0' && *u <= '9') || *u == '_' || *u == '-' ||
+		    (*u == '.' && u != (const unsigned char *)uid))
+			out[o++] = *u;
+		else
+			o += snprintf(out + o, cap - o, "%%%02X", *u);
+	}
+	out[o] = '\0';
+}
+
+/* Does NAME exist in new/ or cur/ of a Maildir, or in the folder? */
+static int
+exists_at(int dirfd, const char *sub, const char *name)
+{
+	char path[CLIENT_SAVE_NAME_MAX + 8];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s%s%s", sub, *sub ? "/" : "", name);
+	return fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int
+client_save_open(struct client_save *sv, int dirfd, const char *dir,
+    int maildir, const char *number, const char *uid)
+{
+	const char *pre = maildir ? "tmp/" : "";
+	char base[CLIENT_SAVE_NAME_MAX - 8], path[CLIENT_SAVE_NAME_MAX + 8];
+	uint64_t n;
+	int i, tries = uid != NULL ? 1 : SAVE_NAME_TRIES;
+
+	sv->dirfd = dirfd;
+	sv->dir = dir;
+	sv->maildir = maildir;
+	sv->fd = -1;
+	if (uid != NULL)
+		safe_name(uid, base, sizeof(base));
+	else if (number != NULL && proto_number(number, UINT64_MAX, &n) == 0)
 		snprintf(base, sizeof(base), "%llu", (unsigned long long)n);
 	else
 		snprintf(base, sizeof(base), "message");
-	for (i = 0; i < SAVE_NAME_TRIES; i++) {
-		int len = i == 0 ? snprintf(name, cap, "%s.eml", base) :
-		    snprintf(name, cap, "%s-%d.eml", base, i);
-
-		if (len < 0 || (size_t)len >= cap)
-			break;
-		fd = openat(dirfd, name,
+	for (i = 0; i < tries; i++) {
+		if (i == 0)
+			snprintf(sv->name, sizeof(sv->name), "%s.eml", base);
+		else
+			snprintf(sv->name, sizeof(sv->name), "%s-%d.eml", base,
+			    i);
+		snprintf(sv->shown, sizeof(sv->shown), "%s%s",
+		    maildir ? "new/" : "", sv->name);
+		/* In a Maildir the name must be free in new/ and cur/ too. */
+		if (maildir && (exists_at(dirfd, "new", sv->name) ||
+		    exists_at(dirfd, "cur", sv->name))) {
+			errno = EEXIST;
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s%s", pre, sv->name);
+		sv->fd = openat(dirfd, path,
 		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			return fd;
+		if (sv->fd >= 0)
+			return 0;
 		if (errno != EEXIST) {
-			client_warnx("cannot save to %s/%s: %s", dir, name,
+			client_warnx("cannot save to %s/%s: %s", dir, path,
 			    strerror(errno));
 			return -1;
 		}
 	}
+	if (uid != NULL) {
+		fflush(stdout);
+		fprintf(stderr, "already saved as %s/%s\n", dir, sv->shown);
+		return 1;
+	}
 	client_warnx("cannot save message %s: no free file name in %s", base,
 	    dir);
 	return -1;
+}
+
+int
+client_save_abort(struct client_save *sv)
+{
+	char path[CLIENT_SAVE_NAME_MAX + 8];
+
+	if (sv->fd >= 0)
+		(void)close(sv->fd);
+	sv->fd = -1;
+	snprintf(path, sizeof(path), "%s%s", sv->maildir ? "tmp/" : "",
+	    sv->name);
+	if (unlinkat(sv->dirfd, path, 0) < 0) {
+		client_warnx("cannot remove %s/%s: %s", sv->dir, path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+client_save_commit(struct client_save *sv)
+{
+	char from[CLIENT_SAVE_NAME_MAX + 8];
+	int fd = sv->fd;
+
+	sv->fd = -1;
+	if (close(fd) < 0) {
+		client_warnx("closing the saved message: %s", strerror(errno));
+		return client_save_abort(sv), -1;
+	}
+	if (!sv->maildir)
+		return 0;
+	snprintf(from, sizeof(from), "tmp/%s", sv->name);
+	if (renameat2(sv->dirfd, from, sv->dirfd, sv->shown,
+	    RENAME_NOREPLACE) < 0) {
+		client_warnx("cannot move %s/%s into new/: %s", sv->dir, from,
+		    strerror(errno));
+		return client_save_abort(sv), -1;
+	}
+	return 0;
 }
 
 /* ---- TLS ------------------------------------------------------------ */

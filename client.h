@@ -192,11 +192,40 @@ void	client_end(struct client_conn *c);
 int	client_stat_count(const char *line, uint64_t max, uint64_t *n);
 
 /*
- * Create a new file for message arg (a number, else "message") in the
- * folder dirfd (named dir in messages): arg.eml, else arg-1.eml, ...;
- * never replaces a file.  The fd, or -1 (said); name receives the name.
+ * Saving one message.  In a Maildir (a folder with cur/, new/ and tmp/)
+ * the file is written in tmp/ and renamed into new/ when complete;
+ * elsewhere it is written in the folder itself.  The name is the
+ * unique-id made safe (letters, digits, '.', '_', '-' kept, a leading
+ * '.' and every other octet as %XX), so one message is one file across
+ * sessions; without one it is N.eml, N-1.eml, ... and never replaces a
+ * file.
  */
-int	client_save_open(int dirfd, const char *dir, const char *arg,
-	    char *name, size_t cap);
+struct client_save {
+	int		 dirfd;
+	const char	*dir;		/* as given, for messages */
+	int		 maildir;
+	int		 fd;		/* -1 when not open */
+	char		 name[CLIENT_SAVE_NAME_MAX];	/* in tmp/ or dir */
+	char		 shown[CLIENT_SAVE_NAME_MAX + 8];	/* "new/NAME" */
+};
+
+/* 1 when the folder dirfd holds cur/, new/ and tmp/ folders. */
+int	client_is_maildir(int dirfd);
+
+/*
+ * Create the file for message number (a decimal string, else "message")
+ * with unique-id uid (NULL when not known).  0 with sv->fd open; 1 when a
+ * file of that unique-id exists already (said: not saved again); -1
+ * (said).
+ */
+int	client_save_open(struct client_save *sv, int dirfd, const char *dir,
+	    int maildir, const char *number, const char *uid);
+
+/* Close the file and, in a Maildir, move it into new/.  0, or -1 (said,
+ * the file removed). */
+int	client_save_commit(struct client_save *sv);
+
+/* Close and remove the partial file.  0, or -1 (said). */
+int	client_save_abort(struct client_save *sv);
 
 #endif

@@ -128,6 +128,10 @@
 /* pop3c --max-size default: the bound when LIST gave no size (1 GiB). */
 #define CLIENT_MAX_SIZE_DEFAULT	(1024ULL * 1024 * 1024)
 
+/* pop3c: a saved file's name: a unique-id of UIDL_MAX octets, each as
+ * %XX at worst, and ".eml". */
+#define CLIENT_SAVE_NAME_MAX	(3 * UIDL_MAX + 8)
+
 /* pop3c: the part of a LIST or UIDL line kept for parsing ("n size",
  * "n unique-id": 20 digits, a space, UIDL_MAX). */
 #define CLIENT_ENTRY_MAX	(20 + 1 + UIDL_MAX + 2)

@@ -175,6 +175,11 @@ struct client {
 	int		 connected;
 	int		 lost;		/* the server closed it: exit 1 */
 	char		 user[64];	/* accepted USER, for the prompt */
+	int		 maildir;	/* -d is a Maildir */
+	int		 uidl;		/* server has UIDL: 1 yes, -1 no, 0 ? */
+	int		 have_uid;	/* retr_uid holds the message's */
+	int		 transaction;	/* logged in, as far as pop3c can tell */
+	char		 retr_uid[UIDL_MAX + 1];
 	char		 pending_user[64];
 	const char	*cafile;
 	int		 insecure;
@@ -590,8 +595,8 @@ static int
 reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 {
 	struct client_sink s;
+	struct client_save sv;
 	enum client_rc rc;
-	char name[64];
 	int in_auth = c->sasl || (cmd != NULL && cmd->action == A_AUTH);
 
 	c->dropping = 0;
@@ -611,6 +616,12 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 		}
 	} else if (c->conn.status == CLIENT_ST_ERR)
 		c->failed = 1;
+	/* A login, or a command only valid after one, went through. */
+	if (c->last_ok && (in_auth || (cmd != NULL && cmd->action != A_USER &&
+	    cmd->action != A_SEND && cmd->action != A_LOCAL &&
+	    cmd->action != A_STLS && cmd->action != A_QUIT) ||
+	    (cmd != NULL && strcmp(cmd->name, "APOP") == 0)))
+		c->transaction = 1;
 	if (!c->last_ok || cmd == NULL) {
 		if (out_flush() < 0)
 			return -1;
@@ -644,11 +655,12 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	s.arg = c;
 	s.intr = c->interactive ? &got_sigint : NULL;
 	s.interrupted = c->dropping;
+	sv.fd = -1;
 	if (cmd->action == A_RETR) {
 		s.max_octets = retr_bound(c, arg);
-		if (!c->dropping)
-			s.fd = client_save_open(c->dirfd, c->dir, arg, name,
-			    sizeof(name));
+		if (!c->dropping && client_save_open(&sv, c->dirfd, c->dir,
+		    c->maildir, arg, c->have_uid ? c->retr_uid : NULL) == 0)
+			s.fd = sv.fd;
 	}
 	rc = client_body(&c->conn, &s);
 	if (s.interrupted && !c->dropping) {
@@ -685,27 +697,62 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 		if (s.save_failed)
 			client_warnx("writing the saved message: %s",
 			    strerror(s.save_errno));
-		if (close(s.fd) < 0 && !s.save_failed) {
-			client_warnx("closing the saved message: %s",
-			    strerror(errno));
-			s.save_failed = 1;
-		}
 		if (rc != CLIENT_OK || s.save_failed || s.interrupted) {
-			if (unlinkat(c->dirfd, name, 0) < 0)
-				client_warnx("cannot remove %s/%s: %s", c->dir,
-				    name, strerror(errno));
-			else
+			if (client_save_abort(&sv) == 0)
 				client_warnx("message not saved");
-		} else {
+		} else if (client_save_commit(&sv) == 0) {
 			/* A note: on stderr, apart from the message text. */
 			fflush(stdout);
 			fprintf(stderr, "saved to %s/%s (%llu octets)\n",
-			    c->dir, name, (unsigned long long)s.saved);
+			    c->dir, sv.shown, (unsigned long long)s.saved);
 		}
 	}
 	if (out_flush() < 0)
 		return -1;
 	return rc == CLIENT_OK ? 0 : -1;
+}
+
+/*
+ * Before RETR n: ask "UIDL n" (not shown) for the file's name, unless the
+ * server is known to lack UIDL.  0 (c->have_uid set when one came), or -1
+ * when the connection failed (said).
+ */
+static int
+fetch_uid(struct client *c, const char *arg)
+{
+	char cmd[40], num[24], uid[UIDL_MAX + 2];
+	uint64_t n;
+	int midway, len;
+	enum client_rc rc;
+
+	if (c->uidl < 0 || !c->transaction || proto_number(arg, STORE_MAX_MESSAGES, &n) < 0 ||
+	    n == 0)
+		return 0;
+	snprintf(cmd, sizeof(cmd), "UIDL %llu", (unsigned long long)n);
+	if (client_send(&c->conn, cmd) < 0)
+		return -1;
+	if ((rc = client_status_line(&c->conn, &midway)) != CLIENT_OK) {
+		if (rc == CLIENT_PROTO)
+			c->proto_failed = 1;
+		client_say(&c->conn, rc, midway);
+		return -1;
+	}
+	if (c->conn.status != CLIENT_ST_OK) {
+		if (c->uidl == 0)
+			c->uidl = -1;	/* no UIDL: N.eml from now on */
+		return 0;
+	}
+	/* "+OK n unique-id": 1 to 70 octets 0x21..0x7E (RFC 1939). */
+	if (sscanf(c->conn.line, "+OK %23s %71s", num, uid) != 2 ||
+	    strcmp(num, arg) != 0 || (len = strlen(uid)) > UIDL_MAX ||
+	    uid[strspn(uid, "!\"#$%&'()*+,-./0123456789:;<=>?@"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz"
+	    "{|}~")] != '\0')
+		return 0;
+	memcpy(c->retr_uid, uid, len + 1);
+	c->have_uid = 1;
+	c->uidl = 1;
+	return 0;
 }
 
 /* ---- commands -------------------------------------------------------- */
@@ -1044,6 +1091,10 @@ run_line(struct client *c, char *line, int typed)
 		} else
 			arg = NULL;
 	}
+	c->have_uid = 0;
+	if (cmd != NULL && cmd->action == A_RETR && arg != NULL &&
+	    fetch_uid(c, arg) < 0)
+		return -1;
 	rc = client_send(&c->conn, line);
 	explicit_bzero(buf, sizeof(buf));
 	if (rc < 0)
@@ -1434,6 +1485,8 @@ open_session(struct client *c)
 	if (c->nsizes > 0)
 		memset(c->sizes, 0, c->nsizes * sizeof(*c->sizes));
 	c->user[0] = '\0';
+	c->uidl = 0;
+	c->transaction = 0;
 	if ((fd = client_connect(c->host, c->port, c->timeout_ms,
 	    &got_sigint)) < 0)
 		return EXIT_CONN;
@@ -1743,6 +1796,7 @@ main(int argc, char *argv[])
 		    strerror(errno));
 		return EXIT_USAGE;
 	}
+	c->maildir = client_is_maildir(c->dirfd);
 
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);

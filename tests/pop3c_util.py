@@ -117,6 +117,19 @@ def script(table):
     return respond
 
 
+def safe_name(uid):
+    """A unique-id as pop3c names its file (without .eml): letters,
+    digits, '_', '-' and a '.' not first kept, every other octet %XX."""
+    out = []
+    for i, ch in enumerate(uid.encode()):
+        c = chr(ch)
+        if c.isascii() and (c.isalnum() or c in "_-" or (c == "." and i)):
+            out.append(c)
+        else:
+            out.append("%%%02X" % ch)
+    return "".join(out)
+
+
 def outside_address():
     """An IPv4 address of this machine that is not loopback, or None."""
     try:

@@ -21,7 +21,8 @@ def test_errexit_stops_at_err_after_quit(tmp_path):
                                  env=client_env(tmp_path))
     srv.join()
     assert status == 2, err
-    assert srv.received == [b"STAT", b"RETR 9", b"QUIT"]
+    # UIDL 9 asks for the file name: not an error of the user's.
+    assert srv.received == [b"STAT", b"UIDL 9", b"RETR 9", b"QUIT"]
     assert b"stopped at the first error" in err
     # Without -e the script goes on and ends with 0.
     srv = ScriptedServer(script(table))
@@ -30,7 +31,8 @@ def test_errexit_stops_at_err_after_quit(tmp_path):
                                  env=client_env(tmp_path))
     srv.join()
     assert status == 0, err
-    assert srv.received == [b"STAT", b"RETR 9", b"NOOP", b"QUIT"]
+    assert srv.received == [b"STAT", b"UIDL 9", b"RETR 9", b"NOOP",
+                            b"QUIT"]
 
 
 def test_errexit_failed_login(tmp_path):

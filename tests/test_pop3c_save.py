@@ -1,0 +1,89 @@
+"""pop3c's saved files: named by the unique-id when the server has UIDL
+(made safe, so two messages never share a name and one message saved in
+two sessions is one file), N.eml otherwise, and written through tmp/ into
+new/ when the download folder is a Maildir.
+"""
+from pop3c_util import ScriptedServer, client_env, run_pop3c, script
+
+UIDS = {1: b"a/b", 2: b"a%2Fb", 3: b".hidden", 4: b"x" * 71}
+NAMES = {1: "a%2Fb.eml", 2: "a%252Fb.eml", 3: "%2Ehidden.eml", 4: "4.eml"}
+
+
+def body(n):
+    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n)
+
+
+def table():
+    t = {b"STAT": [b"+OK 4 400\r\n"]}
+    for n, uid in UIDS.items():
+        t[b"UIDL %d" % n] = [b"+OK %d %s\r\n" % (n, uid)]
+        t[b"RETR %d" % n] = [b"+OK\r\n" + body(n) + b".\r\n"]
+    return t
+
+
+def test_files_named_by_unique_id(tmp_path):
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    cmds = b"STAT\nRETR 1\nRETR 2\nRETR 3\nRETR 4\n"
+    srv = ScriptedServer(script(table()))
+    status, out, err = run_pop3c(["-d", dl, srv.port], cmds,
+                                 env=client_env(tmp_path))
+    srv.join()
+    assert status == 0, err
+    assert sorted(p.name for p in dl.iterdir()) == sorted(NAMES.values())
+    for n, name in NAMES.items():
+        assert (dl / name).read_bytes() == body(n)
+    # The UIDL lines are not shown: the output is what the user asked for.
+    assert b"UIDL" not in out and b"a/b" not in out
+    # A second session: the same messages are the same files.
+    (dl / NAMES[1]).write_bytes(b"kept\r\n")
+    srv = ScriptedServer(script(table()))
+    status, out, err = run_pop3c(["-d", dl, srv.port], cmds,
+                                 env=client_env(tmp_path))
+    srv.join()
+    assert status == 0, err
+    assert (dl / NAMES[1]).read_bytes() == b"kept\r\n"
+    assert err.count(b"already saved as") == 3, err
+    assert b"saved to %s/4-1.eml" % str(dl).encode() in err
+    assert len(list(dl.iterdir())) == 5
+
+
+def test_without_uidl_asks_once_and_uses_numbers(tmp_path):
+    t = table()
+    for n in UIDS:
+        del t[b"UIDL %d" % n]
+    srv = ScriptedServer(script(t))
+    status, out, err = run_pop3c(["-d", tmp_path, srv.port],
+                                 b"STAT\nRETR 1\nRETR 2\n",
+                                 env=client_env(tmp_path))
+    srv.join()
+    assert status == 0, err
+    assert srv.received == [b"STAT", b"UIDL 1", b"RETR 1", b"RETR 2",
+                            b"QUIT"]
+    assert (tmp_path / "1.eml").read_bytes() == body(1)
+    assert (tmp_path / "2.eml").read_bytes() == body(2)
+
+
+def test_maildir_tmp_then_new(tmp_path):
+    md = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    (md / "cur" / NAMES[2]).write_bytes(b"read already\r\n")
+    t = table()
+    t[b"RETR 3"] = [b"+OK\r\n" + b"y" * 200000]	# never ends
+    t[b"LIST 3"] = [b"+OK 3 100\r\n"]
+    srv = ScriptedServer(script(t))
+    status, out, err = run_pop3c(["-d", md, srv.port],
+                                 b"STAT\nRETR 1\nRETR 2\nLIST 3\nRETR 3\n",
+                                 env=client_env(tmp_path))
+    srv.join()
+    assert status == 1			# RETR 3 went past its size
+    assert (md / "new" / NAMES[1]).read_bytes() == body(1)
+    assert b"saved to %s/new/%s" % (str(md).encode(),
+                                    NAMES[1].encode()) in err
+    # In cur/ already (seen by a mail reader): not saved again.
+    assert b"already saved as %s/new/%s" % (str(md).encode(),
+                                            NAMES[2].encode()) in err
+    assert sorted(p.name for p in (md / "new").iterdir()) == [NAMES[1]]
+    assert list((md / "tmp").iterdir()) == []
+    assert (md / "cur" / NAMES[2]).read_bytes() == b"read already\r\n"
