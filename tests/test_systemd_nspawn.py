@@ -390,7 +390,11 @@ def test_pop3s_with_credentials(machine):
             input=PASSWORD + "\nSTAT\nRETR 1\nDELE 1\nQUIT\n")
     assert "+OK 1 %d" % len(body.replace(b"\n", b"\r\n")) in r.stdout, \
         r.stdout
-    with open(c.path("/root/1.eml"), "rb") as f:
+    # Saved under the message's unique-id (pop3c asks UIDL once logged in).
+    saved = [n for n in os.listdir(c.path("/root"))
+             if n.endswith(".eml") and n != "message.eml"]
+    assert len(saved) == 1, saved
+    with open(c.path("/root/" + saved[0]), "rb") as f:
         assert f.read() == body.replace(b"\n", b"\r\n")
     assert maildrop_files(c, "/var/mail/pop3d/alice") == {}
 
