@@ -636,6 +636,7 @@ def test_tmux_retr_saves_byte_equal_and_ctrl_c(tmp_path, server, maildrop,
     t = term(["-d", dl, srv.port], client_env(tmp_path))
     t.wait(p + "$")
     t.text("NOOPXYZ")
+    t.wait(p + r"NOOPXYZ$")		# typed, before the signal
     t.keys("C-c")				# clears the line
     t.wait(p + r"NOOPXYZ\^C\n" + p + "$")
     n = dot_message(srv.port)
