@@ -27,7 +27,7 @@ import pytest
 from conftest import ROOT
 
 ROOTFS_SCRIPT = os.path.join(ROOT, "tests", "nspawn-rootfs.sh")
-ROOTFS = os.environ.get("POP3_TEST_ROOTFS", "/var/cache/pop3d-tests/bookworm")
+CACHE = os.environ.get("POP3_TEST_CACHE", "/var/cache/pop3d-tests")
 WORK_PREFIX = "pop3d-nspawn-"
 WORK_PARENT = "/var/tmp"
 # Building the root file system: about 15 s on a near mirror, bounded by
@@ -49,7 +49,7 @@ def need_nspawn():
 
 def build_rootfs():
     """The kept root file system, built now if absent."""
-    out = subprocess.run([ROOTFS_SCRIPT, ROOTFS], stdout=subprocess.PIPE,
+    out = subprocess.run([ROOTFS_SCRIPT, CACHE], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, timeout=BUILD_TIMEOUT)
     assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
     return out.stdout.decode().strip()

@@ -3,7 +3,8 @@
 A minimal Debian 12 boots systemd as PID 1 in a systemd-nspawn container
 (nspawn_util.py); the project goes in with `make install DESTDIR=...`; then
 the commands of the README's sections "Setting up the maildrop", "As a
-systemd socket unit" and "POP3S under systemd, with users" run inside, each
+systemd socket unit", "POP3S under systemd, with users" and "Under xinetd"
+(xinetd itself under systemd) run inside, each
 one checked to stand in the README word for word first.  What the tests
 supply is only what an administrator types or has: the message files, the
 password at the prompt, the drop-in text typed into the editor, and the
@@ -93,6 +94,7 @@ pytestmark = pytest.mark.timeout(900)
 SETUP = "Setting up the maildrop"
 UNITS = "As a systemd socket unit"
 POP3S = "POP3S under systemd, with users"
+XINETD = "Under xinetd"
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +241,20 @@ def test_per_connection_session_deletes_and_logs(machine):
     assert len(re.findall(r"^session end: ", log, re.M)) == 2, log
     log = journal_since(c, cursor, ends, unit="pop3d@*")
     assert re.search(r"^session start: ", log, re.M), log
+    # The README's journalctl lines, as written, show them too.
+    port = re.search(r"\]?:(\d+)$", starts[-1]).group(1)
+    # (-f follows until stopped: here after 2 s.)
+    for cmd in ("journalctl -u 'pop3d@*'", "journalctl -t pop3d -f"):
+        readme_line(UNITS, cmd)
+        out = c.sh("timeout 2 " + cmd, check=False).stdout
+        assert re.search(r"pop3d\[\d+\]: session start: \S+:%s\b" % port,
+                         out), out[-2000:]
+    # The maildrop index went to the unit's CacheDirectory= (under
+    # DynamicUser=, /var/cache/private/pop3d), the transient user's.
+    unit_text = open(os.path.join(ROOT, "systemd", "pop3d@.service")).read()
+    if re.search(r"^CacheDirectory=pop3d$", unit_text, re.M):
+        cache = c.path("/var/cache/private/pop3d")
+        assert os.path.isdir(cache) and os.listdir(cache), cache
     status = c.sh("systemctl status --no-pager pop3d.socket").stdout
     m = re.search(r"Accepted: (\d+)", status)
     assert m and int(m.group(1)) >= 2, status
@@ -295,6 +311,10 @@ def test_switch_flavours_both_ways(machine):
         "enabled"
     assert c.sh("systemctl is-enabled pop3d-listener.socket",
                 check=False).stdout.strip() == "disabled"
+
+    # The listener's own journal, as the README has it.
+    out = run(c, UNITS, "journalctl -u pop3d-listener.service").stdout
+    assert re.search(r"pop3d\[\d+\]: session end: ", out), out[-2000:]
 
     # "now and at every boot": after a reboot only the enabled one listens.
     c.reboot()
@@ -403,3 +423,86 @@ def test_pop3s_with_credentials(machine):
     assert re.search(r"^session start: \S+ TLSv1\.[23]\b", log, re.M), log
     assert len(re.findall(r"^login alice\b", log, re.M)) == 2, log
     assert PASSWORD not in c.sh("journalctl --no-pager").stdout
+
+    # A new password in /etc/pop3d/users counts from the next connection:
+    # each one loads the credentials anew.
+    users = next(l for l in setup if "/etc/pop3d/users" in l)
+    c.sh(users, input="new-" + PASSWORD + "\n")
+    c.sh("install -g mail -m 640 message.eml "
+         "/var/mail/pop3d/alice/1700000001.1.eml")
+    curl = readme_line(POP3S, "curl --cacert cert.pem -u alice "
+                       "pop3s://mail.example.org/1")
+    r = c.sh(curl, input=PASSWORD + "\n", check=False)
+    assert r.returncode != 0, r.stdout
+    r = c.sh(curl, input=("new-" + PASSWORD + "\n").encode(), text=False)
+    assert r.stdout == body.replace(b"\n", b"\r\n"), r.stdout
+
+
+# --- The sandbox, rated by the real systemd ---------------------------------
+
+def test_sandbox_rating(machine):
+    c = machine
+    readme_says(UNITS, "`systemd-analyze security pop3d-listener.service` "
+                "rates them below 1")
+    for unit in ("pop3d-listener.service", "pop3d@1.service",
+                 "pop3s@1.service"):
+        out = c.sh("systemd-analyze security --no-pager %s" % unit).stdout
+        m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+        assert m and float(m.group(1)) < 1.0, out[-1500:]
+
+
+# --- xinetd, under the same systemd -------------------------------------------
+
+def test_xinetd(machine):
+    c = machine
+    # xinetd is in the root file system already (the container has no
+    # network to apt-get it); pop3d is installed.
+    readme_line(XINETD, "sudo apt-get install xinetd")
+    readme_line(XINETD, "make && sudo make install")
+    run(c, XINETD, "sudo systemctl disable --now pop3d.socket "
+        "pop3d-listener.socket")
+    run(c, XINETD, "sudo cp /usr/local/share/pop3d/xinetd.d/pop3d "
+        "/etc/xinetd.d/pop3d")
+    c.sh("find /var/mail/pop3d -maxdepth 1 -type f -delete")
+    for body in MESSAGES:
+        deliver(c, body)
+    before = maildrop_files(c)
+    cursor = mark(c)
+    readme_says(XINETD, "`sudo systemctl reload xinetd`")
+    c.sh("systemctl reload xinetd")
+    try:
+        # The reload is asynchronous: wait for the port.
+        c.wait_for("printf 'QUIT\\r\\n' | timeout 10 nc localhost 110 | "
+                   "grep -q '^+OK'", "xinetd on port 110")
+        readme_says(XINETD, "Try it with `nc localhost 110`")
+        out = pop3_dialog(c, ["STAT", "RETR 1", "DELE 1", "QUIT"])
+        assert out[1].startswith("+OK 2 "), out
+        assert out[-1].startswith("+OK"), out
+        after = maildrop_files(c)
+        assert len(after) == 1 and set(after) < set(before)
+
+        # pop3d's lines under its identifier; xinetd's with the address,
+        # duration and exit status.
+        log = journal_since(c, cursor, r"^session end: .*1 deleted")
+        assert re.search(r"^session start: \S+", log, re.M), log
+        c.wait_for("journalctl -t xinetd --no-pager | "
+                   "grep -E 'EXIT: pop3d status=0 .*duration='",
+                   "xinetd's EXIT line")
+        out = c.sh("journalctl -t xinetd --no-pager").stdout
+        assert re.search(r"START: pop3d pid=\d+ from=", out), out[-2000:]
+    finally:
+        c.sh("rm -f /etc/xinetd.d/pop3d && systemctl reload xinetd",
+             check=False)
+
+
+# --- After all of the above ---------------------------------------------------
+
+def test_sandbox_never_tripped(machine):
+    """pop3d's own sandbox (Landlock, seccomp) inside systemd's: no
+    session above hit a forbidden call or path."""
+    c = machine
+    out = c.sh("journalctl -t pop3d -o cat --no-pager").stdout
+    assert re.search(r"^session end: ", out, re.M), out[-2000:]
+    bad = [l for l in out.splitlines() if l.startswith("sandbox: ")
+           and not l.startswith("sandbox: this kernel has")]
+    assert not bad, bad
