@@ -331,3 +331,36 @@ def test_sigterm_while_waiting_for_a_header(server, maildrop):
     sock.close()
     assert rc == 0
     assert took < 8, took
+
+
+def timed_fail(c, password):
+    """Seconds from sending PASS to its -ERR (the server's delay counts
+    from the arrival, so this is never shorter than the delay)."""
+    t0 = time.monotonic()
+    c.send("PASS %s\r\n" % password)
+    reply = c.line()
+    took = time.monotonic() - t0
+    assert reply.startswith(b"-ERR [AUTH]"), reply
+    return took
+
+
+def test_login_penalty_follows_the_header(server, area):
+    """Failed logins wait longer per client address: the one named in the
+    header, not the proxy's (which, on loopback, would have no penalty at
+    all).  Another client behind the same proxy is not slowed."""
+    s = start(server, area.base, "--users", area.users, "--user", "nobody",
+              "--allow-plaintext", "--proxy-from", "127.0.0.1")
+    a = proxied(s.port, v1("192.0.2.7", sport=2000))
+    assert a.cmd("USER alice").startswith(b"+OK")
+    assert timed_fail(a, "wrong1") >= 0.5
+    assert a.cmd("USER alice").startswith(b"+OK")
+    assert timed_fail(a, "wrong2") >= 2.0
+    b = proxied(s.port, v2("192.0.2.8", sport=2001))
+    assert b.cmd("USER alice").startswith(b"+OK")
+    took = timed_fail(b, "wrong1")
+    assert 0.5 <= took < 2.0, took
+    a2 = proxied(s.port, v2("192.0.2.7", sport=2002))
+    assert a2.cmd("USER alice").startswith(b"+OK")
+    assert timed_fail(a2, "wrong3") >= 4.0
+    for c in (a, b, a2):
+        c.close()
