@@ -168,12 +168,19 @@ listen_port(const char *port, int *fds, int max)
 		    listen(fd, 512) < 0) {
 			saved = errno;
 			close(fd);
+			/* The port held by another program for one family:
+			 * serving the other half would send some clients
+			 * elsewhere.  A family the host lacks is skipped. */
+			if (saved == EADDRINUSE || saved == EACCES)
+				break;
 			continue;
 		}
 		fds[n++] = fd;
 	}
 	freeaddrinfo(res);
-	if (n == 0) {
+	if (n == 0 || saved == EADDRINUSE || saved == EACCES) {
+		while (n > 0)
+			close(fds[--n]);
 		errno = saved;
 		return log_warn("cannot listen on port %s", port);
 	}

@@ -297,4 +297,8 @@ def server():
 
     yield start
     for s in started:
+        # Shown by pytest only when the test failed: the server's side.
+        if not s.logfile.closed:
+            print("--- %s\n%s" % (" ".join(s.argv),
+                  s.output().decode(errors="replace")[-4000:]))
         s.stop()

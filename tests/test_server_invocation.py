@@ -105,6 +105,31 @@ def test_port_in_use(maildrop):
     assert str(port) in one_line(r.stderr)
 
 
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+def test_port_in_use_on_one_family(maildrop, family):
+    """The port taken for IPv4 only (or IPv6 only): exit 71 rather than
+    serve half the addresses, where clients of the other family would be
+    refused or reach another program."""
+    s = socket.socket(family)
+    try:
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind(("::", 0))
+        else:
+            s.bind(("0.0.0.0", 0))
+    except OSError:
+        s.close()
+        pytest.skip("no such address family here")
+    s.listen()
+    port = s.getsockname()[1]
+    try:
+        r = run(str(port), str(maildrop))
+    finally:
+        s.close()
+    assert r.returncode == 71, (r.returncode, r.stderr)
+    assert str(port) in one_line(r.stderr)
+
+
 @pytest.mark.parametrize("rnd", range(3))
 def test_sigterm_stops_listener(pop3d, maildrop, rnd):
     """SIGTERM right after a reply (the worker may not be back in poll
