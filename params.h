@@ -125,6 +125,11 @@
  * server that never ends a message is stopped. */
 #define CLIENT_SAVE_MARGIN	(64 * 1024)
 
+/* pop3c: the shown text of a reply held while it may still fit on the
+ * screen (a screen of UTF-8 text, 4 octets a cell, is far less); more,
+ * and it goes to the pager. */
+#define PAGER_HOLD_MAX		(64 * 1024)
+
 /* pop3c --max-size default: the bound when LIST gave no size (1 GiB). */
 #define CLIENT_MAX_SIZE_DEFAULT	(1024ULL * 1024 * 1024)
 

@@ -23,7 +23,9 @@
  * program ends with 0 once QUIT has been answered.
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -161,6 +163,7 @@ static const struct cmd cmds[] = {
 struct client {
 	struct client_conn conn;
 	int		 interactive;	/* stdin is a terminal: readline */
+	int		 no_pager;	/* --no-pager */
 	FILE		*tty;		/* where the prompt and echo go */
 	const char	*host;
 	const char	*port;
@@ -231,7 +234,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pop3c [-d DIR] [-t SECONDS] [-u USER] [--tls | --starttls]\n"
-	    "             [-e] [--cafile FILE] [--insecure] [--max-size N] SERVER\n"
+	    "             [-e] [--cafile FILE] [--insecure] [--max-size N]\n"
+	    "             [--no-pager] SERVER\n"
 	    "       pop3c --help | --version\n"
 	    "SERVER is [HOST] PORT, HOST, HOST:PORT, [IPV6]:PORT, [IPV6] PORT, or\n"
 	    "a URL pop3://[USER@]HOST[:PORT] or pop3s://... (TLS); HOST defaults\n"
@@ -247,6 +251,8 @@ usage(FILE *f)
 	    "  --insecure   do not verify the server's certificate\n"
 	    "  --max-size N stop a message that LIST gave no size beyond N\n"
 	    "               octets (K, M, G suffixes; default 1G)\n"
+	    "  --no-pager   on a terminal, show a reply taller than the screen\n"
+	    "               directly, not through $PAGER (default: less)\n"
 	    "Exit status: 0 after QUIT, 1 connection failed or lost, 2 stopped by\n"
 	    "-e, 64 bad usage.  Notes such as 'saved to' go to stderr.\n"
 	    "Type 'help' at the prompt for the commands.\n",
@@ -460,6 +466,230 @@ out_flush(void)
 	return 0;
 }
 
+/* ---- pager ----------------------------------------------------------- */
+
+/*
+ * On a terminal, the body of a reply taller than the screen goes through
+ * $PAGER (less when unset).  What is shown is held until it is taller
+ * than the screen (or fills PAGER_HOLD_MAX); then the pager starts and
+ * gets it, and the rest as it comes.  A shorter reply goes to stdout.
+ * The text is already made visible (client_vis); the pager only shows it.
+ */
+struct pager {
+	FILE		*out;		/* what client_body writes to */
+	char		*hold;
+	size_t		 len;
+	int		 rows, cols;	/* the screen */
+	int		 lines, col;	/* taken so far (status line included) */
+	pid_t		 pid;		/* the pager, or 0 */
+	int		 fd;		/* its stdin, or -1 */
+	int		 gone;		/* quit, failed or interrupted: drop */
+	int		 direct;	/* no pager could start: to stdout */
+};
+
+/* Write to the pager's pipe; give up on Ctrl-C or when it has quit. */
+static void
+pager_put(struct pager *pg, const char *p, size_t n)
+{
+	while (n > 0 && !pg->gone) {
+		struct pollfd pfd = { .fd = pg->fd, .events = POLLOUT };
+		ssize_t k;
+
+		if (got_sigint) {	/* client_body sees the flag next */
+			pg->gone = 1;
+			break;
+		}
+		k = write(pg->fd, p, n);
+		if (k > 0) {
+			p += k;
+			n -= k;
+			continue;
+		}
+		if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				pg->gone = 1;
+			continue;
+		}
+		pg->gone = 1;		/* EPIPE: the user quit the pager */
+	}
+}
+
+/* Start the pager and give it what is held.  On failure the text goes to
+ * stdout after all. */
+static void
+pager_start(struct pager *pg)
+{
+	const char *cmd = getenv("PAGER");
+	int fds[2], ep[2], e;
+	ssize_t k;
+
+	if (cmd != NULL && cmd[strspn(cmd, " \t")] == '\0')
+		cmd = NULL;
+	fflush(stdout);
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		goto direct;
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		goto direct;
+	}
+	if ((pg->pid = fork()) < 0) {
+		pg->pid = 0;
+		close(fds[0]);
+		close(fds[1]);
+		close(ep[0]);
+		close(ep[1]);
+		goto direct;
+	}
+	if (pg->pid == 0) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sigemptyset(&sa.sa_mask);
+		sa.sa_handler = SIG_DFL;
+		(void)sigaction(SIGPIPE, &sa, NULL);
+		(void)sigaction(SIGINT, &sa, NULL);
+		if (dup2(fds[0], 0) < 0)
+			_exit(127);
+		if (cmd != NULL)
+			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		else
+			execlp("less", "less", (char *)NULL);
+		e = errno;
+		(void)write(ep[1], &e, sizeof(e));
+		_exit(127);
+	}
+	close(fds[0]);
+	close(ep[1]);
+	while ((k = read(ep[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	close(ep[0]);
+	if (k > 0) {		/* exec failed: no pager here */
+		while (waitpid(pg->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		pg->pid = 0;
+		close(fds[1]);
+		goto direct;
+	}
+	pg->fd = fds[1];
+	if (fcntl(pg->fd, F_SETFL, O_NONBLOCK) < 0)
+		pg->gone = 1;
+	pager_put(pg, pg->hold, pg->len);
+	pg->len = 0;
+	return;
+direct:
+	client_warnx("cannot start the pager %s: %s", cmd ? cmd : "less",
+	    strerror(errno));
+	pg->direct = 1;
+	fwrite(pg->hold, 1, pg->len, stdout);
+	pg->len = 0;
+}
+
+/* Count the screen lines n more bytes take (TAB, wrapping, UTF-8). */
+static void
+pager_count(struct pager *pg, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char ch = p[i];
+
+		if (ch == '\n') {
+			pg->lines++;
+			pg->col = 0;
+			continue;
+		}
+		if ((ch & 0xc0) == 0x80)
+			continue;	/* within a UTF-8 sequence */
+		pg->col = ch == '\t' ? (pg->col + 8) & ~7 : pg->col + 1;
+		if (pg->col > pg->cols) {
+			pg->lines++;
+			pg->col = ch == '\t' ? 0 : 1;
+		}
+	}
+}
+
+static ssize_t
+pager_write(void *cookie, const char *p, size_t n)
+{
+	struct pager *pg = cookie;
+	int held = 0;
+
+	if (pg->direct)
+		return fwrite(p, 1, n, stdout) == n ? (ssize_t)n : -1;
+	if (pg->pid != 0) {
+		pager_put(pg, p, n);
+		return n;		/* dropped when gone: never an error */
+	}
+	pager_count(pg, p, n);
+	if (pg->len + n <= PAGER_HOLD_MAX) {
+		memcpy(pg->hold + pg->len, p, n);
+		pg->len += n;
+		held = 1;
+	}
+	if (pg->lines >= pg->rows || !held) {
+		pager_start(pg);
+		if (!held)
+			(void)pager_write(pg, p, n);
+	}
+	return n;
+}
+
+/*
+ * The FILE a body is shown on: stdout itself, or (a terminal and no
+ * --no-pager) one that pages a tall reply.  lines: taken already.
+ */
+static FILE *
+pager_open(struct client *c, struct pager *pg, int lines)
+{
+	static const cookie_io_functions_t io = { .write = pager_write };
+	struct winsize ws;
+
+	memset(pg, 0, sizeof(*pg));
+	pg->fd = -1;
+	pg->out = stdout;
+	if (!c->interactive || c->no_pager || !isatty(1) ||
+	    ioctl(1, TIOCGWINSZ, &ws) < 0 || ws.ws_row < 2 ||
+	    ws.ws_col == 0)
+		return stdout;
+	pg->rows = ws.ws_row;
+	pg->cols = ws.ws_col;
+	pg->lines = lines;
+	if ((pg->hold = malloc(PAGER_HOLD_MAX)) == NULL)
+		return stdout;
+	if ((pg->out = fopencookie(pg, "w", io)) == NULL) {
+		free(pg->hold);
+		pg->hold = NULL;
+		pg->out = stdout;
+		return stdout;
+	}
+	return pg->out;
+}
+
+/* The body is over: show what is held (short), or end the pager (wait
+ * for the user to quit it; at once after Ctrl-C). */
+static void
+pager_close(struct pager *pg, int interrupted)
+{
+	if (pg->out == stdout)
+		return;
+	(void)fclose(pg->out);
+	pg->out = stdout;
+	if (pg->pid == 0 && !pg->direct)
+		fwrite(pg->hold, 1, pg->len, stdout);
+	free(pg->hold);
+	pg->hold = NULL;
+	if (pg->pid == 0)
+		return;
+	close(pg->fd);
+	if (interrupted || pg->gone)
+		(void)kill(pg->pid, SIGTERM);
+	while (waitpid(pg->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	pg->pid = 0;
+	got_sigint = 0;		/* a Ctrl-C meant for the pager */
+}
+
 /* ---- replies --------------------------------------------------------- */
 
 static void
@@ -596,6 +826,7 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 {
 	struct client_sink s;
 	struct client_save sv;
+	struct pager pg;
 	enum client_rc rc;
 	int in_auth = c->sasl || (cmd != NULL && cmd->action == A_AUTH);
 
@@ -648,7 +879,7 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 		return out_flush();
 
 	memset(&s, 0, sizeof(s));
-	s.out = stdout;
+	s.out = pager_open(c, &pg, 1);
 	s.fd = -1;
 	s.listing = cmd->action == A_LIST;
 	s.entry = listing_entry;
@@ -663,6 +894,7 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 			s.fd = sv.fd;
 	}
 	rc = client_body(&c->conn, &s);
+	pager_close(&pg, s.interrupted || rc != CLIENT_OK);
 	if (s.interrupted && !c->dropping) {
 		fputc('\n', stdout);
 		client_warnx("interrupted: the rest of the reply was dropped");
@@ -1713,6 +1945,7 @@ main(int argc, char *argv[])
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "max-size", required_argument, NULL, 'M' },
 		{ "errexit", no_argument, NULL, 'e' },
+		{ "no-pager", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct client *c;
@@ -1721,6 +1954,7 @@ main(int argc, char *argv[])
 	uint64_t v;
 	int timeout = CLIENT_TIMEOUT_DEFAULT;
 	int ch, rc, tls = 0, starttls_first = 0, insecure = 0, errexit = 0;
+	int no_pager = 0;
 	const char *cafile = NULL;
 	uint64_t max_size = CLIENT_MAX_SIZE_DEFAULT;
 
@@ -1731,6 +1965,9 @@ main(int argc, char *argv[])
 			break;
 		case 'e':
 			errexit = 1;
+			break;
+		case 'P':
+			no_pager = 1;
 			break;
 		case 't':
 			if (proto_number(optarg, INT_MAX / 1000, &v) < 0 ||
@@ -1786,6 +2023,7 @@ main(int argc, char *argv[])
 		return usage_error("--tls (or pop3s://) and --starttls exclude "
 		    "each other");
 	c->errexit = errexit;
+	c->no_pager = no_pager;
 	c->dir = dir;
 	c->cafile = cafile;
 	c->insecure = insecure;

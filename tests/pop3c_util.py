@@ -171,6 +171,7 @@ def client_env(tmp_path, **extra):
     state.mkdir(exist_ok=True)
     env = dict(os.environ, HOME=str(home), XDG_STATE_HOME=str(state))
     env.pop("INPUTRC", None)
+    env.pop("PAGER", None)
     env.update(extra)
     return env
 
@@ -236,7 +237,7 @@ class Term:
         self.tmux = ["tmux", "-S", self.sockpath, "-f", "/dev/null"]
         envs = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in
                         sorted(env.items())
-                        if k in ("HOME", "XDG_STATE_HOME", "PATH", "LANG")
+                        if k in ("HOME", "XDG_STATE_HOME", "PATH", "LANG", "PAGER")
                         or k.startswith(("ASAN_", "UBSAN_", "LSAN_")))
         cmd = "env -i TERM=xterm %s %s; echo EXIT=$?; sleep 600" % (
             envs, " ".join(shlex.quote(str(a)) for a in [POP3C, *args]))
