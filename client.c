@@ -470,8 +470,11 @@ client_body(struct client_conn *c, struct client_sink *s)
 			if (write_all(s->fd, c->dec, outlen) < 0) {
 				s->save_errno = errno;
 				s->save_failed = 1;
-			} else
+			} else {
 				s->saved += outlen;
+				if (s->progress != NULL)
+					s->progress(s->arg, s->saved);
+			}
 		}
 	}
 	if (s->out != NULL)

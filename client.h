@@ -87,6 +87,8 @@ struct client_sink {
 	void		*arg;
 	uint64_t	 max_octets;	/* stop the body beyond this; 0: no */
 	const volatile sig_atomic_t *intr;	/* Ctrl-C: drain, see below */
+	/* called after each part of the body is saved, with s->saved */
+	void		(*progress)(void *arg, uint64_t saved);
 	/* results */
 	uint64_t	 octets;	/* body octets decoded */
 	int		 interrupted;	/* *intr was set: the rest was dropped */

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <strings.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <readline/readline.h>
@@ -111,6 +112,7 @@ static int	cmd_help(struct client *, const char *);
 static int	cmd_exit(struct client *, const char *);
 static int	cmd_reconnect(struct client *, const char *);
 static int	cmd_tls(struct client *, const char *);
+static int	cmd_save(struct client *, const char *);
 
 static const struct cmd cmds[] = {
 	{ "USER", ARG_TEXT, M_ONE, A_USER, 1, "USER name",
@@ -157,6 +159,9 @@ static const struct cmd cmds[] = {
 	    "the same as reconnect", cmd_reconnect },
 	{ "TLS", ARG_NONE, M_ONE, A_LOCAL, 1, "tls",
 	    "show the TLS protocol, cipher and server certificate", cmd_tls },
+	{ "SAVE", ARG_MSG, M_ONE, A_LOCAL, 1, "save n [file]",
+	    "save message n without showing it (RETR): in the download "
+	    "folder, or as file (never replaced)", cmd_save },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -164,6 +169,13 @@ struct client {
 	struct client_conn conn;
 	int		 interactive;	/* stdin is a terminal: readline */
 	int		 no_pager;	/* --no-pager */
+	/* save n: RETR without showing; into save_path when given */
+	int		 saving;
+	const char	*save_path;
+	int		 save_fd;	/* save_path's file, -1 once handled */
+	uint64_t	 save_size;	/* LIST's size, 0 unknown */
+	const char	*save_num;
+	struct timespec	 save_drawn;	/* the progress line's last redraw */
 	FILE		*tty;		/* where the prompt and echo go */
 	const char	*host;
 	const char	*port;
@@ -218,6 +230,8 @@ struct client {
 };
 
 static int	run_line(struct client *, char *, int);
+static void	save_progress(void *, uint64_t);
+static void	save_remove(struct client *, int);
 static int	on_signal_event(void);
 static int	next_line(struct client *, char **);
 static int	quit_guard(struct client *);
@@ -833,7 +847,8 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	c->dropping = 0;
 	if (status_line(c) < 0)
 		return -1;
-	client_show_line(stdout, c->conn.line, c->conn.linelen);
+	if (!c->saving || c->conn.status != CLIENT_ST_OK)
+		client_show_line(stdout, c->conn.line, c->conn.linelen);
 	c->last_ok = c->conn.status == CLIENT_ST_OK;
 	c->sasl = 0;
 	if (c->conn.status == CLIENT_ST_CONT) {
@@ -879,7 +894,8 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 		return out_flush();
 
 	memset(&s, 0, sizeof(s));
-	s.out = pager_open(c, &pg, 1);
+	pg.out = stdout;
+	s.out = c->saving ? NULL : pager_open(c, &pg, 1);
 	s.fd = -1;
 	s.listing = cmd->action == A_LIST;
 	s.entry = listing_entry;
@@ -889,12 +905,24 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	sv.fd = -1;
 	if (cmd->action == A_RETR) {
 		s.max_octets = retr_bound(c, arg);
-		if (!c->dropping && client_save_open(&sv, c->dirfd, c->dir,
-		    c->maildir, arg, c->have_uid ? c->retr_uid : NULL) == 0)
+		if (c->saving && c->save_path != NULL) {
+			if (!c->dropping)
+				s.fd = c->save_fd;
+		} else if (!c->dropping && client_save_open(&sv, c->dirfd,
+		    c->dir, c->maildir, arg,
+		    c->have_uid ? c->retr_uid : NULL) == 0)
 			s.fd = sv.fd;
+		if (c->saving && s.fd >= 0 && c->interactive && isatty(2)) {
+			s.progress = save_progress;
+			save_progress(c, 0);
+		}
 	}
 	rc = client_body(&c->conn, &s);
 	pager_close(&pg, s.interrupted || rc != CLIENT_OK);
+	if (s.progress != NULL) {
+		fputs("\r\033[K", stderr);	/* the progress line, cleared */
+		fflush(stderr);
+	}
 	if (s.interrupted && !c->dropping) {
 		fputc('\n', stdout);
 		client_warnx("interrupted: the rest of the reply was dropped");
@@ -925,7 +953,20 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 			c->count_known = 1;
 		}
 	}
-	if (s.fd >= 0) {
+	if (s.fd >= 0 && c->saving && c->save_path != NULL) {
+		if (s.save_failed)
+			client_warnx("writing the saved message: %s",
+			    strerror(s.save_errno));
+		c->save_fd = -1;
+		if (rc != CLIENT_OK || s.save_failed || s.interrupted ||
+		    close(s.fd) < 0) {
+			save_remove(c, s.fd);
+		} else {
+			fflush(stdout);
+			fprintf(stderr, "saved to %s (%llu octets)\n",
+			    c->save_path, (unsigned long long)s.saved);
+		}
+	} else if (s.fd >= 0) {
 		if (s.save_failed)
 			client_warnx("writing the saved message: %s",
 			    strerror(s.save_errno));
@@ -942,6 +983,107 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	if (out_flush() < 0)
 		return -1;
 	return rc == CLIENT_OK ? 0 : -1;
+}
+
+/* save n: the progress line on the terminal (stderr), redrawn in place
+ * at most ten times a second. */
+static void
+save_progress(void *arg, uint64_t saved)
+{
+	struct client *c = arg;
+	struct timespec now;
+	long ms;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+		return;
+	ms = (now.tv_sec - c->save_drawn.tv_sec) * 1000 +
+	    (now.tv_nsec - c->save_drawn.tv_nsec) / 1000000;
+	if (saved != 0 && ms < 100)
+		return;
+	c->save_drawn = now;
+	if (c->save_size > 0)
+		fprintf(stderr, "\rsaving message %s: %llu of %llu octets "
+		    "(%llu%%)\033[K", c->save_num, (unsigned long long)saved,
+		    (unsigned long long)c->save_size,
+		    (unsigned long long)(saved >= c->save_size ? 100 :
+		    saved / (c->save_size / 100 + 1)));
+	else
+		fprintf(stderr, "\rsaving message %s: %llu octets\033[K",
+		    c->save_num, (unsigned long long)saved);
+	fflush(stderr);
+}
+
+/* save n FILE did not complete: close (fd >= 0) and remove the file. */
+static void
+save_remove(struct client *c, int fd)
+{
+	if (fd >= 0)
+		(void)close(fd);
+	if (unlink(c->save_path) < 0)
+		client_warnx("cannot remove %s: %s", c->save_path,
+		    strerror(errno));
+	else
+		client_warnx("message not saved");
+}
+
+/* save n [file]: RETR n, saved (to file when given) and not shown. */
+static int
+cmd_save(struct client *c, const char *args)
+{
+	char line[40], num[24];
+	size_t nlen = strcspn(args, " \t");
+	const char *file = args + nlen;
+	uint64_t n;
+	int rc;
+
+	file += strspn(file, " \t");
+	if (nlen == 0 || nlen >= sizeof(num)) {
+		client_warnx("usage: save n [file]");
+		c->failed = 1;
+		return 0;
+	}
+	memcpy(num, args, nlen);
+	num[nlen] = '\0';
+	if (proto_number(num, STORE_MAX_MESSAGES, &n) < 0 || n == 0) {
+		client_warnx("save: bad message number '%s'", num);
+		c->failed = 1;
+		return 0;
+	}
+	if (!c->connected) {
+		client_warnx("not connected: 'reconnect' opens a new session, "
+		    "'exit' leaves");
+		c->failed = 1;
+		return 0;
+	}
+	c->save_fd = -1;
+	c->save_path = NULL;
+	if (*file != '\0') {
+		c->save_fd = open(file, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (c->save_fd < 0) {
+			client_warnx("cannot save to %s: %s%s", file,
+			    strerror(errno), errno == EEXIST ?
+			    " (not replaced)" : "");
+			c->failed = 1;
+			return 0;
+		}
+		c->save_path = file;
+	}
+	snprintf(line, sizeof(line), "RETR %llu", (unsigned long long)n);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)n);
+	c->save_num = num;
+	c->save_size = n < c->nsizes && c->sizes[n] != 0 ? c->sizes[n] - 1 :
+	    0;
+	memset(&c->save_drawn, 0, sizeof(c->save_drawn));
+	c->saving = 1;
+	rc = run_line(c, line, 0);
+	c->saving = 0;
+	if (c->save_path != NULL && c->save_fd >= 0)
+		save_remove(c, c->save_fd);	/* -ERR, or no reply */
+	c->save_fd = -1;
+	c->save_path = NULL;
+	c->save_num = NULL;
+	return rc;
 }
 
 /*
@@ -1015,8 +1157,8 @@ cmd_help(struct client *c, const char *args)
 			return 0;
 		}
 		printf("%s\n  %s%s\n", cmd->usage, cmd->help,
-		    cmd->action == A_LOCAL ? " (answered by pop3c, not sent)" :
-		    "");
+		    cmd->action == A_LOCAL && cmd->local != cmd_save ?
+		    " (answered by pop3c, not sent)" : "");
 		return out_flush();
 	}
 	printf("Commands are sent to the server as typed, in either case:\n");
@@ -1027,8 +1169,8 @@ cmd_help(struct client *c, const char *args)
 		printf("  %-26s %s\n", cmds[i].usage, cmds[i].help);
 	}
 	printf("Tab completes command names and message numbers (once STAT "
-	    "or LIST has run);\nRETR saves to the download folder; Ctrl-D "
-	    "sends QUIT and exits.\n");
+	    "or LIST has run);\nRETR saves to the download folder, save "
+	    "without showing; Ctrl-D sends QUIT\nand exits.\n");
 	return out_flush();
 }
 
@@ -1325,7 +1467,7 @@ run_line(struct client *c, char *line, int typed)
 	}
 	c->have_uid = 0;
 	if (cmd != NULL && cmd->action == A_RETR && arg != NULL &&
-	    fetch_uid(c, arg) < 0)
+	    c->save_path == NULL && fetch_uid(c, arg) < 0)
 		return -1;
 	rc = client_send(&c->conn, line);
 	explicit_bzero(buf, sizeof(buf));
@@ -2055,6 +2197,7 @@ main(int argc, char *argv[])
 	c->login = user;
 	c->starttls_first = starttls_first;
 	c->fd = -1;
+	c->save_fd = -1;
 
 	if (c->interactive) {
 		/* With stdout redirected, prompts still go to the terminal. */
