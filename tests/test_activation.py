@@ -1,4 +1,4 @@
-"""pop3d under systemd socket activation and xinetd (issue 3, SPEC 1).
+"""pop3d under systemd socket activation and xinetd (SPEC 1).
 
 The real activators: systemd-socket-activate for Accept=no (listening
 sockets in LISTEN_FDS, readiness through a NOTIFY_SOCKET this test listens

@@ -1,5 +1,5 @@
 """End-to-end tests of pop3d's user database, STLS/POP3S and --user
-(issue 5; SPEC sections 1-3).
+(SPEC sections 1-3).
 
 Certificates are made at test time with openssl.  openssl s_client and curl
 act as independent TLS clients; Python's ssl module drives the rest.  The

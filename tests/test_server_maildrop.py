@@ -37,7 +37,7 @@ def unstuff(raw):
 
 
 def test_samples_present():
-    """The shipped samples cover the cases the brief asks for."""
+    """The shipped samples cover the cases SPEC 2 describes."""
     here = os.path.join(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))), "maildrop")
     names = messages(here)
