@@ -403,22 +403,6 @@ scan_listing(struct client_sink *s, const char *p, size_t n)
 	}
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= k;
-	}
-	return 0;
-}
-
 enum client_rc
 client_body(struct client_conn *c, struct client_sink *s)
 {
@@ -467,7 +451,7 @@ client_body(struct client_conn *c, struct client_sink *s)
 		if (s->listing)
 			scan_listing(s, c->dec, outlen);
 		if (s->fd >= 0 && !s->save_failed) {
-			if (write_all(s->fd, c->dec, outlen) < 0) {
+			if (proto_write_fd(s->fd, c->dec, outlen) < 0) {
 				s->save_errno = errno;
 				s->save_failed = 1;
 			} else {
@@ -594,11 +578,15 @@ client_save_open(struct client_save *sv, int dirfd, const char *dir,
 	else
 		snprintf(base, sizeof(base), "message");
 	for (i = 0; i < tries; i++) {
-		if (i == 0)
-			snprintf(sv->name, sizeof(sv->name), "%s.eml", base);
-		else
-			snprintf(sv->name, sizeof(sv->name), "%s-%d.eml", base,
-			    i);
+		int len = i == 0 ?
+		    snprintf(sv->name, sizeof(sv->name), "%s.eml", base) :
+		    snprintf(sv->name, sizeof(sv->name), "%s-%d.eml", base, i);
+
+		if (len < 0 || (size_t)len >= sizeof(sv->name)) {
+			client_warnx("cannot save message %s: name too long",
+			    base);	/* never a cut name */
+			return -1;
+		}
 		snprintf(sv->shown, sizeof(sv->shown), "%s%s",
 		    maildir ? "new/" : "", sv->name);
 		/* In a Maildir the name must be free in new/ and cur/ too. */

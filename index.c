@@ -23,6 +23,7 @@
 #include "index.h"
 #include "log.h"
 #include "params.h"
+#include "proto.h"
 
 #define INDEX_MAGIC	"pop3dIX"	/* 8 bytes with the NUL */
 #define INDEX_VERSION	1
@@ -375,22 +376,6 @@ index_find_renamed(struct index *ix, const struct stat *sb)
 	return find(ix, sb, 0);
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= k;
-	}
-	return 0;
-}
-
 int
 index_save(int idxfd, const struct stat *md, int settled,
     const struct index_rec *recs, size_t n)
@@ -462,7 +447,7 @@ index_save(int idxfd, const struct stat *md, int settled,
 		free(buf);
 		return log_warn("index %s", tmp);
 	}
-	if (write_all(fd, buf, len) < 0) {
+	if (proto_write_fd(fd, buf, len) < 0) {
 		log_warn("write index %s", tmp);
 		close(fd);
 		unlinkat(idxfd, tmp, 0);

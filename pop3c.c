@@ -450,22 +450,6 @@ on_sigint(int sig)
 
 /* ---- output ---------------------------------------------------------- */
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= k;
-	}
-	return 0;
-}
-
 /* Flush stdout; a failure (a closed pipe) ends the program. */
 static int
 out_flush(void)
@@ -1199,7 +1183,7 @@ tty_secret(int fd, FILE *out, const char *prompt, char *buf, size_t cap)
 		fflush(stdout);
 		fputs(prompt, out);
 		fflush(out);
-	} else if (write_all(fd, prompt, strlen(prompt)) < 0)
+	} else if (proto_write_fd(fd, prompt, strlen(prompt)) < 0)
 		rc = -1;
 	got_sigint = 0;
 	while (rc == 1) {
@@ -1235,7 +1219,7 @@ tty_secret(int fd, FILE *out, const char *prompt, char *buf, size_t cap)
 		if (out != NULL)
 			fputc('\n', out);
 		else
-			(void)write_all(fd, "\n", 1);
+			(void)proto_write_fd(fd, "\n", 1);
 	}
 	if (rc < 0)
 		client_warnx("reading the password: %s", strerror(errno));

@@ -290,6 +290,28 @@ writer_init(struct writer *w, struct pio *io, int timeout_ms)
 }
 
 int
+proto_write_fd(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t k = write(fd, c, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		if (k == 0) {
+			errno = EIO;
+			return -1;
+		}
+		c += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int
 pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
 {
 	const char *s = p;

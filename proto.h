@@ -106,6 +106,9 @@ int	writer_flush(struct writer *w);
 /* Write-all loop on one buffer: all of it within timeout_ms (< 0: no
  * limit) of the call, however slowly the peer reads. */
 int	pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms);
+/* Write-all loop on a blocking fd (a file, a terminal), EINTR retried.
+ * 0, or -1 with errno set. */
+int	proto_write_fd(int fd, const void *p, size_t n);
 
 /* Milliseconds on the monotonic clock. */
 long long proto_now_ms(void);

@@ -208,6 +208,24 @@ def test_stdio_session_confined(maildrop):
             p.wait()
 
 
+@pytest.mark.parametrize("order", ["arrival", "directory"])
+def test_confined_session_sorts_a_large_maildrop(tmp_path, order):
+    """Numbering 300 messages sorts an array large enough that the C
+    library asks the kernel for the machine's memory (sysinfo): a
+    confined session must still answer, in both orders."""
+    md = tmp_path / "big"
+    md.mkdir()
+    for i in range(300):
+        (md / ("m%03d" % i)).write_bytes(b"Subject: %d\n\nbody\n" % i)
+    r = subprocess.run([POP3D, "--index-dir", "", "--order", order,
+                        str(md)], input=b"STAT\r\nLIST 300\r\nQUIT\r\n",
+                       capture_output=True, timeout=TIMEOUT * 3)
+    lines = r.stdout.split(b"\r\n")
+    assert lines[1].startswith(b"+OK 300 "), (r.stdout, r.stderr)
+    assert lines[2].startswith(b"+OK 300 "), r.stdout
+    assert r.returncode == 0, r.stderr
+
+
 def test_no_sandbox(server, maildrop):
     s = server(maildrop, "--no-sandbox")
     c = Conn(s.port)
