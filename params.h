@@ -58,6 +58,10 @@
 /* Output buffer: one flush per status line or large chunk of a message. */
 #define WBUF_SIZE		65536
 
+/* Zero-copy RETR: at most this much asked of one sendfile(2); the socket
+ * takes what fits anyway, this only bounds a call on a blocking pipe. */
+#define SENDFILE_CHUNK		(8 * 1024 * 1024)
+
 /* Reading a message file: one read(2) per chunk of this size. */
 #define FILE_CHUNK		65536
 

@@ -2,6 +2,7 @@
  * proto.c: POP3 wire handling shared by pop3d and pop3c (see proto.h).
  * Knows file descriptors and bytes, never files or sessions.
  */
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -353,6 +354,58 @@ pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
 }
 
 int
+pio_is_fd(const struct pio *io)
+{
+	return io->write == fd_write;
+}
+
+int
+writer_sendfile(struct writer *w, int fd, uint64_t n)
+{
+	long long deadline;
+
+	if (writer_flush(w) < 0)
+		return -1;
+	deadline = deadline_of(w->timeout_ms);
+	while (n > 0) {
+		ssize_t k;
+
+		k = sendfile(w->io->wfd, fd, NULL,
+		    n < SENDFILE_CHUNK ? (size_t)n : SENDFILE_CHUNK);
+		if (k > 0) {
+			n -= k;
+			w->total += k;
+			/* Each write the peer takes starts a new deadline,
+			 * as in pio_write_all's callers. */
+			deadline = deadline_of(w->timeout_ms);
+			continue;
+		}
+		if (k == 0)
+			return 1;	/* the file ended early */
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			sigset_t mask;
+			int ready;
+
+			wait_mask(&mask);
+			w->io->want = 0;
+			ready = pio_wait(w->io, POLLOUT, deadline, &mask);
+			if (ready < 0 && errno == EINTR)
+				continue;
+			if (ready > 0)
+				continue;
+			if (ready == 0)
+				errno = ETIMEDOUT;
+		}
+		w->failed = 1;
+		w->err = errno;
+		return -1;
+	}
+	return 0;
+}
+
+int
 writer_flush(struct writer *w)
 {
 	if (w->failed)
@@ -520,6 +573,7 @@ dotsize_init(struct dotsize *s)
 {
 	s->octets = 0;
 	s->last = '\n';
+	s->added = 0;
 }
 
 void
@@ -530,14 +584,26 @@ dotsize_feed(struct dotsize *s, const char *p, size_t n)
 	if (n == 0)
 		return;
 	s->octets += n;
+	if (s->last == '\n' && *p == '.')
+		s->added = 1;
 	while ((nl = memchr(q, '\n', end - q)) != NULL) {
 		int prev = nl > p ? nl[-1] : s->last;
 
-		if (prev != '\r')
+		if (prev != '\r') {
 			s->octets++;
+			s->added = 1;
+		}
 		q = nl + 1;
+		if (q < end && *q == '.')
+			s->added = 1;
 	}
 	s->last = (unsigned char)end[-1];
+}
+
+int
+dotsize_plain(const struct dotsize *s)
+{
+	return !s->added && s->last == '\n';
 }
 
 uint64_t

@@ -103,6 +103,15 @@ int	writer_printf(struct writer *w, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 /* Write out everything buffered.  0, or -1 (w->failed set). */
 int	writer_flush(struct writer *w);
+/*
+ * Flush w, then send n bytes of fd from its offset straight to the
+ * connection with sendfile(2), each wait bounded by w's deadline.  Only
+ * for a plain pio (pio_is_fd).  0 when all went; 1 when fd ended early;
+ * -1 when the connection failed (w failed, w->err set).
+ */
+int	writer_sendfile(struct writer *w, int fd, uint64_t n);
+/* 1 when io writes straight to its fd (no TLS layer). */
+int	pio_is_fd(const struct pio *io);
 /* Write-all loop on one buffer: all of it within timeout_ms (< 0: no
  * limit) of the call, however slowly the peer reads. */
 int	pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms);
@@ -160,11 +169,15 @@ int	dotenc_finish(struct dotenc *e, struct writer *w);
 struct dotsize {
 	uint64_t	octets;
 	int		last;		/* last byte seen; '\n' before any */
+	int		added;		/* a CR or a '.' would be added */
 };
 
 void	dotsize_init(struct dotsize *s);
 void	dotsize_feed(struct dotsize *s, const char *p, size_t n);
 uint64_t dotsize_total(const struct dotsize *s);
+/* 1 when the wire form is the file itself: every LF after a CR, no line
+ * starting with '.', and the file empty or ending in LF. */
+int	dotsize_plain(const struct dotsize *s);
 
 /*
  * Byte-stuffing decoder, wire to text.  Feed it the bytes that follow a

@@ -134,6 +134,8 @@ static const struct allow allow_list[] = {
 	 * _SC_PHYS_PAGES) the first time it sorts a large array: ordering
 	 * a maildrop by arrival or delivery time. */
 	{ "sysinfo", -1, 0, 0 },
+	/* RETR of a file already in wire form: file to socket in the kernel. */
+	{ "sendfile", -1, 0, 0 },
 	/* The listener worker between sessions: accept, tune the socket,
 	 * name the peer, report idle/busy (write), end; syslog's LOG_PID. */
 	{ "accept4", -1, 0, 0 }, { "setsockopt", -1, 0, 0 },

@@ -376,7 +376,8 @@ msg_open(struct store *st, struct msg *m, enum store_status *why)
 
 /* Wire size of an open file, read through once. */
 static int
-file_wire_size(struct store *st, int fd, const char *name, uint64_t *size)
+file_wire_size(struct store *st, int fd, const char *name, uint64_t *size,
+    uint32_t *flags)
 {
 	struct dotsize ds;
 	ssize_t k;
@@ -391,6 +392,7 @@ file_wire_size(struct store *st, int fd, const char *name, uint64_t *size)
 		dotsize_feed(&ds, st->chunk, k);
 	}
 	*size = dotsize_total(&ds);
+	*flags = dotsize_plain(&ds) ? INDEX_PLAIN : 0;
 	return 0;
 }
 
@@ -457,7 +459,7 @@ scan_entry(struct store *st, int dirfd, enum maildir_sub sub,
 			free(m->name);
 			return 0;	/* changed under us or unreadable: skip */
 		}
-		r = file_wire_size(st, fd, de->d_name, &m->size);
+		r = file_wire_size(st, fd, de->d_name, &m->size, &m->flags);
 		close(fd);
 		if (r < 0) {
 			free(m->name);
@@ -1224,6 +1226,29 @@ retr_encode(struct retr *r, const char *in, size_t n, char *out)
 	return o - out;
 }
 
+/*
+ * RETR of a file that needs no conversion (INDEX_PLAIN, its wire size its
+ * file size) to a plain connection: the kernel copies it from the file to
+ * the socket.  A file that ends early closes the session.
+ */
+static enum store_status
+retr_sendfile(struct store_msg *sm, struct writer *w)
+{
+	struct msg *m = sm->m;
+	int r;
+
+	r = writer_sendfile(w, sm->fd, (uint64_t)m->fsize);
+	store_msg_close(sm);
+	if (r != 0) {
+		if (r > 0)
+			log_warnx("%s shrank while being sent", m->name);
+		return STORE_BROKEN;
+	}
+	if (writer_put(w, ".\r\n", 3) < 0)
+		return STORE_BROKEN;
+	return STORE_OK;
+}
+
 static enum store_status
 retr_send(struct store_msg *sm, struct writer *w)
 {
@@ -1281,6 +1306,9 @@ store_msg_send(struct store_msg *sm, long top_lines, struct writer *w)
 	off_t left;
 	int done;
 
+	if (top_lines < 0 && (m->flags & INDEX_PLAIN) &&
+	    m->size == (uint64_t)m->fsize && pio_is_fd(w->io))
+		return retr_sendfile(sm, w);
 	if (top_lines < 0)
 		return retr_send(sm, w);
 
