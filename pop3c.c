@@ -78,34 +78,44 @@ enum multi {
 	M_NOARG			/* only when the command has no argument */
 };
 
-/* What pop3c itself does around a command. */
-enum action {
-	A_SEND,			/* just send it */
-	A_LOCAL,		/* answered by pop3c: the entry's handler */
-	A_STLS,			/* send, then the TLS handshake */
-	A_USER,
-	A_PASS,			/* never in history; bare PASS asks */
-	A_AUTH,			/* never in history: may hold credentials */
-	A_STAT,			/* learn the message count */
-	A_LIST,			/* learn the message count (listing) */
-	A_RETR,			/* save the message */
-	A_DELE,			/* mark for completion */
-	A_RSET,			/* unmark for completion */
-	A_QUIT
-};
+/* What pop3c itself does around a command (struct cmd's flags). */
+#define C_NOHIST	0x01	/* never in history: may hold credentials */
+#define C_BLANKS	0x02	/* trailing blanks belong to the argument */
+#define C_AUTH		0x04	/* opens a SASL exchange ("+ " allowed) */
+#define C_LOGIN		0x08	/* +OK shows the session is past login */
+#define C_LISTING	0x10	/* multi-line +OK: "n size" lines to learn */
+#define C_RETR		0x20	/* multi-line +OK: the message, saved */
+#define C_QUIT		0x40	/* ends the session once sent */
 
+/* Passed to a command's before hook: the line about to be sent. */
+struct cmd_line {
+	char		*line;		/* what is sent; the hook may replace */
+	char		*buf;		/* room for a replacement */
+	size_t		 bufsz;
+	const char	*word;		/* the command word as typed */
+	size_t		 wlen;
+	size_t		 nargs;
+	const char	*arg;		/* first argument, or NULL */
+	int		 typed;		/* typed (0: sent for -u) */
+};
 struct client;
 
 struct cmd {
 	const char	*name;
 	enum argkind	 arg;
 	enum multi	 multi;
-	enum action	 action;
+	int		 flags;		/* C_* */
 	int		 complete;	/* offered by tab completion */
 	const char	*usage;
 	const char	*help;
-	/* A_LOCAL: run it; 0 to go on, 1 to end pop3c, -1 (said) */
+	/* Answered by pop3c, never sent: 0 to go on, 1 to end pop3c, -1
+	 * (said). */
 	int		(*local)(struct client *, const char *args);
+	/* Before sending: 0 to send cl->line, 1 when done without sending
+	 * (*rc is run_line's answer). */
+	int		(*before)(struct client *, struct cmd_line *, int *);
+	/* After a +OK status line: learn from it. */
+	void		(*after)(struct client *, int multi, const char *arg);
 };
 
 static int	cmd_help(struct client *, const char *);
@@ -113,55 +123,90 @@ static int	cmd_exit(struct client *, const char *);
 static int	cmd_reconnect(struct client *, const char *);
 static int	cmd_tls(struct client *, const char *);
 static int	cmd_save(struct client *, const char *);
+static int	before_pass(struct client *, struct cmd_line *, int *);
+static int	before_stls(struct client *, struct cmd_line *, int *);
+static int	before_retr(struct client *, struct cmd_line *, int *);
+static int	before_quit(struct client *, struct cmd_line *, int *);
+static void	after_user(struct client *, int, const char *);
+static void	after_stat(struct client *, int, const char *);
+static void	after_list(struct client *, int, const char *);
+static void	after_dele(struct client *, int, const char *);
+static void	after_rset(struct client *, int, const char *);
 
 static const struct cmd cmds[] = {
-	{ "USER", ARG_TEXT, M_ONE, A_USER, 1, "USER name",
-	    "give the mailbox (user) name", NULL },
-	{ "PASS", ARG_TEXT, M_ONE, A_PASS, 1, "PASS [password]",
-	    "give the password; asked without echo when left out", NULL },
-	{ "APOP", ARG_TEXT, M_ONE, A_SEND, 1, "APOP name digest",
-	    "log in with an MD5 digest (RFC 1939 section 7)", NULL },
-	{ "AUTH", ARG_TEXT, M_ONE, A_AUTH, 1, "AUTH mechanism [response]",
-	    "log in with SASL (RFC 5034)", NULL },
-	{ "STAT", ARG_NONE, M_ONE, A_STAT, 1, "STAT",
-	    "show the number of messages and their total size", NULL },
-	{ "LIST", ARG_MSG_OPT, M_NOARG, A_LIST, 1, "LIST [n]",
-	    "show the size of every message, or of message n", NULL },
-	{ "UIDL", ARG_MSG_OPT, M_NOARG, A_SEND, 1, "UIDL [n]",
-	    "show the unique-id of every message, or of message n", NULL },
-	{ "RETR", ARG_MSG, M_ALWAYS, A_RETR, 1, "RETR n",
-	    "show message n and save it in the download folder", NULL },
-	{ "TOP", ARG_MSG_LINES, M_ALWAYS, A_SEND, 1, "TOP n k",
-	    "show the header and the first k body lines of message n", NULL },
-	{ "DELE", ARG_MSG, M_ONE, A_DELE, 1, "DELE n",
-	    "mark message n for deletion at QUIT", NULL },
-	{ "RSET", ARG_NONE, M_ONE, A_RSET, 1, "RSET",
-	    "unmark all messages marked for deletion", NULL },
-	{ "NOOP", ARG_NONE, M_ONE, A_SEND, 1, "NOOP",
-	    "do nothing (keeps the session alive)", NULL },
-	{ "CAPA", ARG_NONE, M_ALWAYS, A_SEND, 1, "CAPA",
-	    "list the server's capabilities", NULL },
-	{ "STLS", ARG_NONE, M_ONE, A_STLS, 1, "STLS",
-	    "switch the connection to TLS (RFC 2595)", NULL },
-	{ "QUIT", ARG_NONE, M_ONE, A_QUIT, 1, "QUIT",
-	    "delete the marked messages, end the session and exit", NULL },
+	{ "USER", ARG_TEXT, M_ONE, 0, 1, "USER name",
+	    "give the mailbox (user) name",
+	    NULL, NULL, after_user },
+	{ "PASS", ARG_TEXT, M_ONE, C_NOHIST | C_BLANKS | C_LOGIN, 1,
+	    "PASS [password]",
+	    "give the password; asked without echo when left out",
+	    NULL, before_pass, NULL },
+	{ "APOP", ARG_TEXT, M_ONE, C_LOGIN, 1, "APOP name digest",
+	    "log in with an MD5 digest (RFC 1939 section 7)",
+	    NULL, NULL, NULL },
+	{ "AUTH", ARG_TEXT, M_ONE, C_NOHIST | C_AUTH | C_LOGIN, 1,
+	    "AUTH mechanism [response]",
+	    "log in with SASL (RFC 5034)",
+	    NULL, NULL, NULL },
+	{ "STAT", ARG_NONE, M_ONE, C_LOGIN, 1, "STAT",
+	    "show the number of messages and their total size",
+	    NULL, NULL, after_stat },
+	{ "LIST", ARG_MSG_OPT, M_NOARG, C_LOGIN | C_LISTING,
+	    1, "LIST [n]",
+	    "show the size of every message, or of message n",
+	    NULL, NULL, after_list },
+	{ "UIDL", ARG_MSG_OPT, M_NOARG, 0, 1, "UIDL [n]",
+	    "show the unique-id of every message, or of message n",
+	    NULL, NULL, NULL },
+	{ "RETR", ARG_MSG, M_ALWAYS, C_LOGIN | C_RETR,
+	    1, "RETR n",
+	    "show message n and save it in the download folder",
+	    NULL, before_retr, NULL },
+	{ "TOP", ARG_MSG_LINES, M_ALWAYS, 0, 1, "TOP n k",
+	    "show the header and the first k body lines of message n",
+	    NULL, NULL, NULL },
+	{ "DELE", ARG_MSG, M_ONE, C_LOGIN, 1, "DELE n",
+	    "mark message n for deletion at QUIT",
+	    NULL, NULL, after_dele },
+	{ "RSET", ARG_NONE, M_ONE, C_LOGIN, 1, "RSET",
+	    "unmark all messages marked for deletion",
+	    NULL, NULL, after_rset },
+	{ "NOOP", ARG_NONE, M_ONE, 0, 1, "NOOP",
+	    "do nothing (keeps the session alive)",
+	    NULL, NULL, NULL },
+	{ "CAPA", ARG_NONE, M_ALWAYS, 0, 1, "CAPA",
+	    "list the server's capabilities",
+	    NULL, NULL, NULL },
+	{ "STLS", ARG_NONE, M_ONE, 0, 1, "STLS",
+	    "switch the connection to TLS (RFC 2595)",
+	    NULL, before_stls, NULL },
+	{ "QUIT", ARG_NONE, M_ONE, C_QUIT, 1, "QUIT",
+	    "delete the marked messages, end the session and exit",
+	    NULL, before_quit, NULL },
 	/* Answered by pop3c itself (completed in lower case). */
-	{ "HELP", ARG_TEXT, M_ONE, A_LOCAL, 1, "help [command]",
-	    "show this list, or what a command does", cmd_help },
-	{ "?", ARG_TEXT, M_ONE, A_LOCAL, 0, "? [command]",
-	    "the same as help", cmd_help },
-	{ "EXIT", ARG_NONE, M_ONE, A_LOCAL, 1, "exit",
-	    "QUIT if connected, then leave pop3c", cmd_exit },
-	{ "RECONNECT", ARG_NONE, M_ONE, A_LOCAL, 1, "reconnect",
+	{ "HELP", ARG_TEXT, M_ONE, 0, 1, "help [command]",
+	    "show this list, or what a command does", cmd_help,
+	    NULL, NULL },
+	{ "?", ARG_TEXT, M_ONE, 0, 0, "? [command]",
+	    "the same as help", cmd_help,
+	    NULL, NULL },
+	{ "EXIT", ARG_NONE, M_ONE, 0, 1, "exit",
+	    "QUIT if connected, then leave pop3c", cmd_exit,
+	    NULL, NULL },
+	{ "RECONNECT", ARG_NONE, M_ONE, 0, 1, "reconnect",
 	    "open a new session with the same options (and -u login)",
-	    cmd_reconnect },
-	{ "CONNECT", ARG_NONE, M_ONE, A_LOCAL, 0, "connect",
-	    "the same as reconnect", cmd_reconnect },
-	{ "TLS", ARG_NONE, M_ONE, A_LOCAL, 1, "tls",
-	    "show the TLS protocol, cipher and server certificate", cmd_tls },
-	{ "SAVE", ARG_MSG, M_ONE, A_LOCAL, 1, "save n [file]",
+	    cmd_reconnect,
+	    NULL, NULL },
+	{ "CONNECT", ARG_NONE, M_ONE, 0, 0, "connect",
+	    "the same as reconnect", cmd_reconnect,
+	    NULL, NULL },
+	{ "TLS", ARG_NONE, M_ONE, 0, 1, "tls",
+	    "show the TLS protocol, cipher and server certificate", cmd_tls,
+	    NULL, NULL },
+	{ "SAVE", ARG_MSG, M_ONE, 0, 1, "save n [file]",
 	    "save message n without showing it (RETR): in the download "
-	    "folder, or as file (never replaced)", cmd_save },
+	    "folder, or as file (never replaced)", cmd_save,
+	    NULL, NULL },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -195,7 +240,6 @@ struct client {
 	int		 have_uid;	/* retr_uid holds the message's */
 	int		 transaction;	/* logged in, as far as pop3c can tell */
 	char		 retr_uid[UIDL_MAX + 1];
-	char		 pending_user[64];
 	const char	*cafile;
 	int		 insecure;
 	int		 starttls_first;	/* --starttls: STLS after greeting */
@@ -826,7 +870,7 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	struct client_save sv;
 	struct pager pg;
 	enum client_rc rc;
-	int in_auth = c->sasl || (cmd != NULL && cmd->action == A_AUTH);
+	int in_auth = c->sasl || (cmd != NULL && (cmd->flags & C_AUTH));
 
 	c->dropping = 0;
 	if (status_line(c) < 0)
@@ -847,33 +891,15 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	} else if (c->conn.status == CLIENT_ST_ERR)
 		c->failed = 1;
 	/* A login, or a command only valid after one, went through. */
-	if (c->last_ok && (in_auth || (cmd != NULL && cmd->action != A_USER &&
-	    cmd->action != A_SEND && cmd->action != A_LOCAL &&
-	    cmd->action != A_STLS && cmd->action != A_QUIT) ||
-	    (cmd != NULL && strcmp(cmd->name, "APOP") == 0)))
+	if (c->last_ok && (in_auth || (cmd != NULL && (cmd->flags & C_LOGIN))))
 		c->transaction = 1;
 	if (!c->last_ok || cmd == NULL) {
 		if (out_flush() < 0)
 			return -1;
 		return 0;
 	}
-	switch (cmd->action) {
-	case A_STAT:
-		learn_stat(c);
-		break;
-	case A_LIST:
-		if (!multi)
-			learn_list_one(c);
-		break;
-	case A_DELE:
-		mark_deleted(c, arg, 1);
-		break;
-	case A_RSET:
-		mark_deleted(c, NULL, 0);
-		break;
-	default:
-		break;
-	}
+	if (cmd->after != NULL)
+		cmd->after(c, multi, arg);
 	if (!multi)
 		return out_flush();
 
@@ -881,13 +907,13 @@ reply(struct client *c, const struct cmd *cmd, int multi, const char *arg)
 	pg.out = stdout;
 	s.out = c->saving ? NULL : pager_open(c, &pg, 1);
 	s.fd = -1;
-	s.listing = cmd->action == A_LIST;
+	s.listing = (cmd->flags & C_LISTING) != 0;
 	s.entry = listing_entry;
 	s.arg = c;
 	s.intr = c->interactive ? &got_sigint : NULL;
 	s.interrupted = c->dropping;
 	sv.fd = -1;
-	if (cmd->action == A_RETR) {
+	if (cmd->flags & C_RETR) {
 		s.max_octets = retr_bound(c, arg);
 		if (c->saving && c->save_path != NULL) {
 			if (!c->dropping)
@@ -1141,14 +1167,13 @@ cmd_help(struct client *c, const char *args)
 			return 0;
 		}
 		printf("%s\n  %s%s\n", cmd->usage, cmd->help,
-		    cmd->action == A_LOCAL && cmd->local != cmd_save ?
+		    cmd->local != NULL && cmd->local != cmd_save ?
 		    " (answered by pop3c, not sent)" : "");
 		return out_flush();
 	}
 	printf("Commands are sent to the server as typed, in either case:\n");
 	for (i = 0; i < NCMDS; i++) {
-		if (cmds[i].action == A_LOCAL && cmds[i].local != cmds[i - 1].local
-		    && cmds[i - 1].action != A_LOCAL)
+		if (i > 0 && cmds[i].local != NULL && cmds[i - 1].local == NULL)
 			printf("Answered by pop3c itself:\n");
 		printf("  %-26s %s\n", cmds[i].usage, cmds[i].help);
 	}
@@ -1346,6 +1371,103 @@ clear_ok(struct client *c)
 	return yes;
 }
 
+/* PASS without a password: ask for it without echo. */
+static int
+before_pass(struct client *c, struct cmd_line *cl, int *rc)
+{
+	char pw[POP3_CMD_MAX];
+	int n;
+
+	if (cl->nargs > 0)
+		return 0;
+	n = ask_password(c, pw, sizeof(pw));
+	if (n <= 0) {
+		explicit_bzero(pw, sizeof(pw));
+		*rc = n < 0 ? -1 : 0;
+		return 1;
+	}
+	n = snprintf(cl->buf, cl->bufsz, "%.*s %s", (int)cl->wlen, cl->word,
+	    pw);
+	explicit_bzero(pw, sizeof(pw));
+	if (n < 0 || (size_t)n > CMD_TEXT_MAX) {
+		explicit_bzero(cl->buf, cl->bufsz);
+		client_warnx("command too long (at most %d octets)",
+		    CMD_TEXT_MAX);
+		*rc = 0;
+		return 1;
+	}
+	cl->line = cl->buf;
+	return 0;
+}
+
+/* STLS: sent, answered and the handshake made by starttls(). */
+static int
+before_stls(struct client *c, struct cmd_line *cl, int *rc)
+{
+	(void)cl;
+	*rc = starttls(c, 1);
+	return 1;
+}
+
+/* RETR n: the unique-id first, for the saved file's name. */
+static int
+before_retr(struct client *c, struct cmd_line *cl, int *rc)
+{
+	if (cl->arg == NULL || c->save_path != NULL ||
+	    fetch_uid(c, cl->arg) == 0)
+		return 0;
+	*rc = -1;
+	return 1;
+}
+
+/* A typed QUIT with deletions pending asks first on a terminal. */
+static int
+before_quit(struct client *c, struct cmd_line *cl, int *rc)
+{
+	if (!cl->typed || (*rc = quit_guard(c)) > 0)
+		return 0;
+	return 1;
+}
+
+static void
+after_user(struct client *c, int multi, const char *arg)
+{
+	(void)multi;
+	if (arg != NULL)
+		snprintf(c->user, sizeof(c->user), "%s", arg);
+}
+
+static void
+after_stat(struct client *c, int multi, const char *arg)
+{
+	(void)multi;
+	(void)arg;
+	learn_stat(c);
+}
+
+static void
+after_list(struct client *c, int multi, const char *arg)
+{
+	(void)arg;
+	if (!multi)
+		learn_list_one(c);
+}
+
+static void
+after_dele(struct client *c, int multi, const char *arg)
+{
+	(void)multi;
+	mark_deleted(c, arg, 1);
+}
+
+static void
+after_rset(struct client *c, int multi, const char *arg)
+{
+	(void)multi;
+	(void)arg;
+	mark_deleted(c, NULL, 0);
+}
+
 /*
  * Handle one input line.  Returns 0 to go on, 1 when QUIT was answered,
  * -1 when the connection is lost (said).  typed is 0 for the lines -u
@@ -1354,8 +1476,9 @@ clear_ok(struct client *c)
 static int
 run_line(struct client *c, char *line, int typed)
 {
-	char buf[POP3_CMD_MAX + 1], pw[POP3_CMD_MAX], first[32];
+	char buf[POP3_CMD_MAX + 1], first[32];
 	const struct cmd *cmd = NULL;
+	struct cmd_line cl;
 	char *p, *word, *arg = NULL, *end;
 	size_t wlen, nargs = 0;
 	int multi = 0, secret = c->sasl, rc;
@@ -1369,12 +1492,12 @@ run_line(struct client *c, char *line, int typed)
 		cmd = find_cmd(word, wlen);
 	/* Line ends never belong to a command; blanks do, in a password. */
 	while (end > line && (end[-1] == '\r' || end[-1] == '\n' ||
-	    ((cmd == NULL || cmd->action != A_PASS) &&
+	    ((cmd == NULL || !(cmd->flags & C_BLANKS)) &&
 	    (end[-1] == ' ' || end[-1] == '\t'))))
 		*--end = '\0';
 	if (*line == '\0' && !c->sasl)
 		return 0;
-	if (cmd != NULL && (cmd->action == A_PASS || cmd->action == A_AUTH))
+	if (cmd != NULL && (cmd->flags & C_NOHIST))
 		secret = 1;
 	if (typed && c->interactive && !secret)
 		remember(c, line);
@@ -1391,7 +1514,7 @@ run_line(struct client *c, char *line, int typed)
 		c->failed = 1;
 		return 0;
 	}
-	if (cmd != NULL && cmd->action == A_LOCAL)
+	if (cmd != NULL && cmd->local != NULL)
 		return cmd->local(c, word + wlen + strspn(word + wlen, " \t"));
 	if (!c->connected) {
 		client_warnx("not connected: 'reconnect' opens a new session, "
@@ -1399,45 +1522,14 @@ run_line(struct client *c, char *line, int typed)
 		c->failed = 1;
 		return 0;
 	}
-	if (cmd != NULL && cmd->action == A_QUIT && typed &&
-	    (rc = quit_guard(c)) <= 0)
-		return rc;
-	if (cmd != NULL) {
-		switch (cmd->action) {
-		case A_STLS:
-			return starttls(c, 1);
-		case A_PASS:
-			if (nargs > 0)
-				break;
-			rc = ask_password(c, pw, sizeof(pw));
-			if (rc <= 0) {
-				explicit_bzero(pw, sizeof(pw));
-				return rc < 0 ? -1 : 0;
-			}
-			rc = snprintf(buf, sizeof(buf), "%.*s %s", (int)wlen,
-			    word, pw);
-			explicit_bzero(pw, sizeof(pw));
-			if (rc < 0 || (size_t)rc > CMD_TEXT_MAX) {
-				explicit_bzero(buf, sizeof(buf));
-				client_warnx("command too long (at most %d octets)",
-				    CMD_TEXT_MAX);
-				return 0;
-			}
-			line = buf;
-			break;
-		default:
-			break;
-		}
+	if (cmd != NULL)
 		multi = cmd->multi == M_ALWAYS ||
 		    (cmd->multi == M_NOARG && nargs == 0);
-	}
 	if (strlen(line) > CMD_TEXT_MAX) {
 		client_warnx("command too long (at most %d octets)", CMD_TEXT_MAX);
 		c->failed = 1;
 		return 0;
 	}
-	if (arg != NULL && line == buf)
-		arg = NULL;
 	if (cmd != NULL && arg != NULL) {
 		/* Keep just the first argument for naming and marking. */
 		size_t alen = strcspn(arg, " \t");
@@ -1450,21 +1542,29 @@ run_line(struct client *c, char *line, int typed)
 			arg = NULL;
 	}
 	c->have_uid = 0;
-	if (cmd != NULL && cmd->action == A_RETR && arg != NULL &&
-	    c->save_path == NULL && fetch_uid(c, arg) < 0)
-		return -1;
+	if (cmd != NULL && cmd->before != NULL) {
+		cl.line = line;
+		cl.buf = buf;
+		cl.bufsz = sizeof(buf);
+		cl.word = word;
+		cl.wlen = wlen;
+		cl.nargs = nargs;
+		cl.arg = arg;
+		cl.typed = typed;
+		if (cmd->before(c, &cl, &rc) != 0)
+			return rc;
+		line = cl.line;
+		if (line == buf)
+			arg = NULL;
+	}
 	rc = client_send(&c->conn, line);
 	explicit_bzero(buf, sizeof(buf));
 	if (rc < 0)
 		return -1;
-	if (cmd != NULL && cmd->action == A_QUIT)
+	if (cmd != NULL && (cmd->flags & C_QUIT))
 		c->quit_sent = 1;
-	if (cmd != NULL && cmd->action == A_USER && arg != NULL)
-		snprintf(c->pending_user, sizeof(c->pending_user), "%s", arg);
 	if (reply(c, cmd, multi, arg) < 0)
 		return -1;
-	if (cmd != NULL && cmd->action == A_USER && c->last_ok)
-		memcpy(c->user, c->pending_user, sizeof(c->user));
 	return c->quit_sent ? 1 : 0;
 }
 
@@ -1526,11 +1626,11 @@ gen_command(const char *text, int state)
 		if (!cmd->complete || strncasecmp(cmd->name, text, len) != 0)
 			continue;
 		/* pop3c's own commands are lower case words: "RE" is RETR. */
-		if (cmd->action == A_LOCAL && len > 0 && !rlc->gen_lower)
+		if (cmd->local != NULL && len > 0 && !rlc->gen_lower)
 			continue;
 		if ((m = strdup(cmd->name)) == NULL)
 			return NULL;
-		if (rlc->gen_lower || cmd->action == A_LOCAL)
+		if (rlc->gen_lower || cmd->local != NULL)
 			for (q = m; *q != '\0'; q++)
 				if (*q >= 'A' && *q <= 'Z')
 					*q += 'a' - 'A';
