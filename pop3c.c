@@ -296,8 +296,9 @@ usage(FILE *f)
 	    "             [--no-pager] SERVER\n"
 	    "       pop3c --help | --version\n"
 	    "SERVER is [HOST] PORT, HOST, HOST:PORT, [IPV6]:PORT, [IPV6] PORT, or\n"
-	    "a URL pop3://[USER@]HOST[:PORT] or pop3s://... (TLS); HOST defaults\n"
-	    "to localhost, PORT to 110 (995 with TLS).\n"
+	    "a URL pop3://[USER@]HOST[:PORT] or pop3s://... (TLS; USER is\n"
+	    "percent-decoded); HOST defaults to localhost, PORT to 110 (995 with\n"
+	    "TLS).\n"
 	    "  -d DIR       save retrieved messages in DIR (default: .)\n"
 	    "  -e, --errexit  stop at the first -ERR, failed login or protocol\n"
 	    "               error: send QUIT and exit 2\n"
@@ -377,10 +378,50 @@ copy_part(char *buf, size_t cap, const char *s, size_t n)
 }
 
 /*
+ * Percent-decode n octets of s into buf (cap) as a string (RFC 3986 section
+ * 2.1).  0, or -1 for a bad escape, an octet that could end or split a
+ * command (a control character), or no room.
+ */
+static int
+hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+static int
+pct_decode(char *buf, size_t cap, const char *s, size_t n)
+{
+	size_t i, o = 0;
+	int ch, h, l;
+
+	for (i = 0; i < n; i++) {
+		ch = (unsigned char)s[i];
+		if (ch == '%') {
+			if (n - i < 3 || (h = hex_digit(s[i + 1])) < 0 ||
+			    (l = hex_digit(s[i + 2])) < 0)
+				return -1;
+			ch = h << 4 | l;
+			i += 2;
+		}
+		if (ch < 0x20 || ch == 0x7f || o + 1 >= cap)
+			return -1;
+		buf[o++] = (char)ch;
+	}
+	buf[o] = '\0';
+	return 0;
+}
+
+/*
  * The server's address from the arguments after the options: [HOST] PORT,
  * HOST, HOST:PORT, [V6], [V6]:PORT, [V6] PORT, a bare IPv6 address, or a
- * pop3:// or pop3s:// URL with an optional USER@.  Sets c->host, c->port
- * (default 110, 995 with TLS); *user and *tls from a URL.  0, or -1
+ * pop3:// or pop3s:// URL with an optional USER@ (percent-decoded).  Sets
+ * c->host, c->port (default 110, 995 with TLS); *user and *tls from a URL.  0, or -1
  * (said).
  */
 static int
@@ -420,8 +461,9 @@ parse_target(struct client *c, int argc, char **argv, const char **user,
 			}
 			at = memchr(a, '@', end - a);
 			if (at != NULL) {
-				if (at == a || copy_part(c->userbuf,
-				    sizeof(c->userbuf), a, at - a) < 0) {
+				if (at == a || pct_decode(c->userbuf,
+				    sizeof(c->userbuf), a, at - a) < 0 ||
+				    c->userbuf[0] == '\0') {
 					fprintf(stderr, "pop3c: bad user in "
 					    "'%s'\n", argv[0]);
 					return -1;

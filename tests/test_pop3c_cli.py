@@ -85,6 +85,8 @@ def test_input_after_quit(tmp_path):
 @pytest.mark.parametrize("args", [
     ["1", "2", "3"], ["0"], ["65536"], ["110 "], ["host:0"],
     ["host:x"], ["[::1"], ["[::1]x"], ["pop3://h/path"], ["pop3://@h"],
+    ["pop3://dana%4@h"], ["pop3://dana%g0@h"], ["pop3://dana%@h"],
+    ["pop3://dana%0d%0aDELE%201@h"], ["pop3://%00@h"],
     ["--tls", "--starttls", "h"], ["--starttls", "pop3s://h"],
     ["--max-size", "0", "h"], ["--max-size", "1T", "h"],
 ])
@@ -135,6 +137,18 @@ def test_url_user_logs_in(tmp_path):
     srv.join()
     assert status == 0, err
     assert srv.received == [b"USER dana", b"PASS s3cret", b"QUIT"]
+
+
+def test_url_user_is_percent_decoded(tmp_path):
+    """SPEC pop3c addresses: the URL's user part is percent-decoded."""
+    srv = ScriptedServer(script({b"USER dana@corp": [b"+OK\r\n"],
+                                 b"PASS s3cret": [b"+OK in\r\n"]}))
+    status, out, err = run_pop3c(
+        ["pop3://dana%%40corp@127.0.0.1:%d" % srv.port], b"s3cret\n",
+        env=client_env(tmp_path))
+    srv.join()
+    assert status == 0, err
+    assert srv.received == [b"USER dana@corp", b"PASS s3cret", b"QUIT"]
 
 
 def port_in_use(port):
