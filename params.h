@@ -144,5 +144,10 @@
 /* pop3c: the part of a LIST or UIDL line kept for parsing ("n size",
  * "n unique-id": 20 digits, a space, UIDL_MAX). */
 #define CLIENT_ENTRY_MAX	(20 + 1 + UIDL_MAX + 2)
+/* pop3c: CAPA asked to learn UIDL: the first CLIENT_CAPA_SEEN octets are
+ * searched (capabilities are short lines; UIDL comes early), and a reply
+ * past CLIENT_CAPA_MAX is a hostile one that ends the session. */
+#define CLIENT_CAPA_SEEN	4096
+#define CLIENT_CAPA_MAX		(64 * 1024)
 
 #endif

@@ -238,6 +238,7 @@ struct client {
 	int		 maildir;	/* -d is a Maildir */
 	int		 uidl;		/* server has UIDL: 1 yes, -1 no, 0 ? */
 	int		 have_uid;	/* retr_uid holds the message's */
+	int		 capa_asked;	/* CAPA asked in this session */
 	int		 transaction;	/* logged in, as far as pop3c can tell */
 	char		 retr_uid[UIDL_MAX + 1];
 	const char	*cafile;
@@ -1139,6 +1140,51 @@ cmd_save(struct client *c, const char *args)
 }
 
 /*
+ * Ask CAPA once (not shown) and learn whether the server has UIDL: before
+ * the first RETR while no login is known, as a maildrop served without one
+ * answers at once.  0, or -1 when the connection failed (said).
+ */
+static int
+ask_capa(struct client *c)
+{
+	char buf[CLIENT_CAPA_SEEN + 1], *p;
+	struct client_sink s;
+	enum client_rc rc;
+	int midway;
+
+	c->capa_asked = 1;
+	if (client_send(&c->conn, "CAPA") < 0)
+		return -1;
+	if ((rc = client_status_line(&c->conn, &midway)) != CLIENT_OK)
+		goto failed;
+	if (c->conn.status != CLIENT_ST_OK)
+		return 0;
+	memset(buf, 0, sizeof(buf));
+	memset(&s, 0, sizeof(s));
+	/* The first CLIENT_CAPA_SEEN octets are looked at, the rest read. */
+	if ((s.out = fmemopen(buf, sizeof(buf) - 1, "w")) == NULL)
+		client_warnx("fmemopen: %s", strerror(errno));
+	s.fd = -1;
+	s.max_octets = CLIENT_CAPA_MAX;
+	rc = client_body(&c->conn, &s);
+	if (s.out != NULL)
+		(void)fclose(s.out);
+	midway = 1;
+	if (rc != CLIENT_OK)
+		goto failed;
+	for (p = buf; *p != '\0'; p += strcspn(p, "\n"), p += *p == '\n')
+		if (strncasecmp(p, "UIDL", 4) == 0 &&
+		    (p[4] == '\n' || p[4] == ' ' || p[4] == '\0'))
+			c->uidl = 1;
+	return 0;
+failed:
+	if (rc == CLIENT_PROTO)
+		c->proto_failed = 1;
+	client_say(&c->conn, rc, midway);
+	return -1;
+}
+
+/*
  * Before RETR n: ask "UIDL n" (not shown) for the file's name, unless the
  * server is known to lack UIDL.  0 (c->have_uid set when one came), or -1
  * when the connection failed (said).
@@ -1151,8 +1197,14 @@ fetch_uid(struct client *c, const char *arg)
 	int midway, len;
 	enum client_rc rc;
 
-	if (c->uidl < 0 || !c->transaction || proto_number(arg, STORE_MAX_MESSAGES, &n) < 0 ||
+	if (c->uidl < 0 || proto_number(arg, STORE_MAX_MESSAGES, &n) < 0 ||
 	    n == 0)
+		return 0;
+	/* Not known to be logged in (an open maildrop needs no login). */
+	if (!c->transaction && c->uidl == 0 && !c->capa_asked &&
+	    ask_capa(c) < 0)
+		return -1;
+	if (!c->transaction && c->uidl == 0)
 		return 0;
 	snprintf(cmd, sizeof(cmd), "UIDL %llu", (unsigned long long)n);
 	if (client_send(&c->conn, cmd) < 0)
@@ -1986,6 +2038,7 @@ open_session(struct client *c)
 		memset(c->sizes, 0, c->nsizes * sizeof(*c->sizes));
 	c->user[0] = '\0';
 	c->uidl = 0;
+	c->capa_asked = 0;
 	c->transaction = 0;
 	if ((fd = client_connect(c->host, c->port, c->timeout_ms,
 	    &got_sigint)) < 0)

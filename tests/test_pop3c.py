@@ -174,14 +174,14 @@ def test_retr_saves_dot_lines_byte_equal(tmp_path, server, maildrop):
     wire = wire_retr(srv.port, n)
     # That sample has lines starting with dots, and a lone dot.
     assert b"\r\n.\r\n" in wire
-    # The first RETR comes before pop3c knows the session is logged in:
-    # N.eml.  The second one is named by the unique-id.
+    # No login is needed, yet CAPA lists UIDL: even the first RETR is
+    # named by the unique-id, and the second one finds it saved.
     uid = safe_name(uidl(srv.port, n))
-    assert (tmp_path / ("%d.eml" % n)).read_bytes() == wire
+    assert not (tmp_path / ("%d.eml" % n)).exists()
     assert (tmp_path / (uid + ".eml")).read_bytes() == wire
-    assert b"saved to ./%d.eml (%d octets)\n" % (n, len(wire)) in err
     assert b"saved to ./%s.eml (%d octets)\n" % (uid.encode(),
                                                  len(wire)) in err
+    assert b"already saved as" in err
     assert b"\n..hidden-cache\n" in out and b"\n.\n" in out
 
 
@@ -215,8 +215,9 @@ def test_err_to_list_and_retr_is_one_line(tmp_path):
     assert out == (b"+OK scripted\n-ERR [SYS/TEMP] maildrop busy\n"
                    b"-ERR no such message\n-ERR no such message\n"
                    b"-ERR what?\n+OK\n+OK bye\n")
-    assert srv.received == [b"LIST", b"RETR 1", b"TOP 1 2", b"CAPA", b"NOOP",
-                            b"QUIT"]
+    # CAPA (not shown) once before the first RETR: no login is known.
+    assert srv.received == [b"LIST", b"CAPA", b"RETR 1", b"TOP 1 2", b"CAPA",
+                            b"NOOP", b"QUIT"]
     assert not list(tmp_path.glob("*.eml"))
 
 
@@ -260,7 +261,7 @@ def test_stuffed_lines_unstuffed_on_screen_and_file(tmp_path, bytewise):
     assert err == b"saved to %s/2.eml (%d octets)\n" % (
         str(dl).encode(), len(DOTTY_TEXT))
     assert (dl / "2.eml").read_bytes() == DOTTY_TEXT
-    assert srv.received == [b"RETR 2", b"QUIT"]
+    assert srv.received == [b"CAPA", b"RETR 2", b"QUIT"]
 
 
 def test_list_bytewise_and_joined(tmp_path):
@@ -290,7 +291,7 @@ def test_close_in_middle_of_multiline_exits_1(tmp_path):
     assert (b"pop3c: connection closed by the server in the middle of a "
             b"reply\n") in err
     assert not list(tmp_path.glob("*.eml"))	# no partial message kept
-    assert srv.received == [b"RETR 1"]
+    assert srv.received == [b"CAPA", b"RETR 1"]
 
 
 def test_close_before_status_exits_1(tmp_path):
@@ -429,6 +430,8 @@ def test_ten_mib_retr_streams_in_bounded_memory(tmp_path):
         def respond(line):
             if line == b"RETR 1":
                 return [b"+OK %d octets\r\n" % len(text) + wire + b".\r\n"]
+            if line == b"CAPA":
+                return [b"-ERR no CAPA\r\n"]
             # The whole message has gone through: read the client's peak.
             peak.append(peak_rss_kib(pid[0]))
             return [b"+OK bye\r\n", CLOSE]
@@ -443,7 +446,7 @@ def test_ten_mib_retr_streams_in_bounded_memory(tmp_path):
                                        timeout=60)
         srv.join()
         assert status == 0, err
-        assert srv.received == [b"RETR 1", b"QUIT"]
+        assert srv.received == [b"CAPA", b"RETR 1", b"QUIT"]
         assert (dl / "1.eml").read_bytes() == text
         shown = (tmp_path / (name + ".out")).read_bytes()
         assert shown == (b"+OK scripted\n+OK %d octets\n" % len(text) +
@@ -642,9 +645,10 @@ def test_tmux_retr_saves_byte_equal_and_ctrl_c(tmp_path, server, maildrop,
     n = dot_message(srv.port)
     t.text("RETR %d" % n)
     t.keys("Enter")
-    t.wait(r"^saved to %s/%d\.eml \(\d+ octets\)\n" % (re.escape(str(dl)), n)
-           + p)
-    assert (dl / ("%d.eml" % n)).read_bytes() == wire_retr(srv.port, n)
+    name = safe_name(uidl(srv.port, n)) + ".eml"
+    t.wait(r"^saved to %s/%s \(\d+ octets\)\n" % (re.escape(str(dl)),
+                                                  re.escape(name)) + p)
+    assert (dl / name).read_bytes() == wire_retr(srv.port, n)
     # The file has "..hidden-cache", sent as "...hidden-cache".
     assert t.count(r"^\.\.hidden-cache$") == 1
     assert t.count(r"^\.\.\.hidden") == 0

@@ -230,4 +230,4 @@ def test_tmux_ctrl_c_in_a_20_mib_retr(tmp_path, term):
     t.keys("C-d")
     t.wait(r"^EXIT=0$")
     srv.join()
-    assert srv.received == [b"RETR 1", b"STAT", b"QUIT"]
+    assert srv.received == [b"CAPA", b"RETR 1", b"STAT", b"QUIT"]

@@ -52,8 +52,8 @@ def test_pipe_save_writes_exact_bytes_and_shows_nothing(tmp_path):
     assert b"saved to %s/1.eml (%d octets)" % (str(dl).encode(),
                                                len(EXACT)) in err, err
     assert b"saved to mine.eml (%d octets)" % len(EXACT) in err, err
-    # Not logged in: no UIDL asked.
-    assert srv.received == [b"RETR 1", b"RETR 1", b"QUIT"]
+    # Not logged in and no UIDL in CAPA (asked once): no UIDL asked.
+    assert srv.received == [b"CAPA", b"RETR 1", b"RETR 1", b"QUIT"]
 
 
 def test_save_never_replaces_a_file_and_cleans_up_after_err(tmp_path):
@@ -80,7 +80,7 @@ def test_save_with_errexit_stops_at_err(tmp_path):
                                  env=client_env(tmp_path), cwd=tmp_path)
     srv.join()
     assert status == 2, err
-    assert srv.received == [b"RETR 9", b"QUIT"]
+    assert srv.received == [b"CAPA", b"RETR 9", b"QUIT"]
 
 
 def test_tmux_save_progress_and_completion(tmp_path, term):

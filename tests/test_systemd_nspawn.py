@@ -216,14 +216,18 @@ def test_per_connection_session_deletes_and_logs(machine):
     assert out[0].startswith("+OK")
     assert out[1] == "+OK 2 %d" % size
 
-    # pop3c, as README step 3 offers: RETR saves 1.eml, DELE then QUIT
-    # removes that message's file and nothing else.
+    # pop3c, as README step 3 offers: RETR saves the message (named by its
+    # unique-id: CAPA lists UIDL, no login needed), DELE then QUIT removes
+    # that message's file and nothing else.
     readme_says(UNITS, "`pop3c localhost 110`")
-    c.sh("rm -f 1.eml")
+    c.sh("rm -f /root/*.eml")
     r = c.sh("timeout 60 pop3c localhost 110", input="RETR 1\nDELE 1\nQUIT\n")
     assert "+OK pop3d signing off" in r.stdout, r.stdout
-    with open(c.path("/root/1.eml"), "rb") as f:
+    saved = [n for n in os.listdir(c.path("/root")) if n.endswith(".eml")]
+    assert len(saved) == 1 and saved[0] != "1.eml", saved
+    with open(c.path("/root/" + saved[0]), "rb") as f:
         got = f.read()
+    c.sh("rm -f /root/*.eml")
     after = maildrop_files(c)
     assert len(after) == 1
     gone = set(before) - set(after)
@@ -380,7 +384,7 @@ def test_pop3s_with_credentials(machine):
     c = machine
     # The administrator's DNS: mail.example.org is this host.
     c.sh("echo '127.0.0.1 mail.example.org' >>/etc/hosts")
-    c.sh("rm -rf /etc/pop3d /root/cert.pem /root/key.pem /root/1.eml")
+    c.sh("rm -rf /etc/pop3d /root/cert.pem /root/key.pem /root/*.eml")
     blocks = readme_blocks(POP3S)
     setup = next(b for b in blocks if any("pop3s.socket" in l for l in b))
     assert any(l.startswith("openssl req ") for l in setup), setup
