@@ -7,7 +7,9 @@
  *   OUTDIR/m10/    10 messages of about 4 KB
  *   OUTDIR/m10k/   10,000 messages of about 4 KB
  *   OUTDIR/big/    one message of exactly 256 MiB
- * LF line endings; about 6% of the body lines begin with '.'.  Every file
+ * LF line endings; about 6% of the body lines begin with '.'.
+ *   OUTDIR/bigcrlf/ one message of exactly 256 MiB already in wire form:
+ * CRLF line endings, no line beginning with '.' (a '-' in its place).  Every file
  * gets a fixed mtime, so UIDs are the same from run to run.
  *
  * and the same files, hard-linked, as Maildirs for Dovecot:
@@ -137,15 +139,27 @@ xwrite(int fd, const char *p, size_t n)
 	}
 }
 
+/* Append line end at b[*n]: LF, or CRLF when crlf. */
+static void
+put_eol(char *b, size_t *n, int crlf)
+{
+	if (crlf)
+		b[(*n)++] = '\r';
+	b[(*n)++] = '\n';
+}
+
 /*
  * Writes one message of (about, or with exact=1 exactly) target bytes;
- * returns the number of '\n' (for the CRLF size).
+ * returns the number of CRs the wire form adds (for the CRLF size).  With
+ * crlf, the file is already in wire form: CRLF line ends, no line
+ * beginning with '.'.
  */
 static uint64_t
-write_msg(const char *path, unsigned long i, size_t target, int exact)
+write_msg(const char *path, unsigned long i, size_t target, int exact,
+    int crlf)
 {
 	static char buf[1 << 20];
-	size_t blen, hl, total = 0;
+	size_t blen, hl, k, total = 0, eol = crlf ? 2 : 1;
 	uint64_t nl = 0;
 	char *h = headers(i, &hl);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -154,30 +168,36 @@ write_msg(const char *path, unsigned long i, size_t target, int exact)
 		perror(path);
 		exit(1);
 	}
-	memcpy(buf, h, hl);
-	blen = hl;
+	for (blen = k = 0; k < hl; k++) {
+		if (h[k] == '\n')
+			put_eol(buf, &blen, crlf);
+		else
+			buf[blen++] = h[k];
+	}
 	nl = 13;
 	for (;;) {
 		char line[256];
 		size_t l = body_line(line);
 
-		if (total + blen + l + 1 >= target) {
+		if (crlf && l > 0 && line[0] == '.')
+			line[0] = '-';
+		if (total + blen + l + eol >= target) {
 			if (exact) {	/* pad the last line to the exact size */
-				size_t rest = target - total - blen - 1;
+				size_t rest = target - total - blen - eol;
 
 				memset(line, 'x', rest);
 				l = rest;
 			}
 			memcpy(buf + blen, line, l);
 			blen += l;
-			buf[blen++] = '\n';
+			put_eol(buf, &blen, crlf);
 			nl++;
 			stats.lines++;
 			break;
 		}
 		memcpy(buf + blen, line, l);
 		blen += l;
-		buf[blen++] = '\n';
+		put_eol(buf, &blen, crlf);
 		nl++;
 		stats.lines++;
 		if (blen > sizeof(buf) - 512) {
@@ -192,7 +212,7 @@ write_msg(const char *path, unsigned long i, size_t target, int exact)
 		perror("close");
 		exit(1);
 	}
-	return nl;
+	return crlf ? 0 : nl;
 }
 
 static void
@@ -206,7 +226,7 @@ mkdir_p(const char *p)
 
 static void
 make_drop(const char *out, const char *name, unsigned long count,
-    size_t size, int exact)
+    size_t size, int exact, int crlf)
 {
 	char dir[2048], mdir[2048], path[4096], lpath[4096];
 	unsigned long i;
@@ -229,7 +249,7 @@ make_drop(const char *out, const char *name, unsigned long count,
 		size_t target = exact ? size : size * 3 / 4 + rndn(size / 2);
 
 		snprintf(path, sizeof(path), "%s/msg%05lu", dir, i);
-		nl = write_msg(path, i + count, target, exact);
+		nl = write_msg(path, i + count, target, exact, crlf);
 		ts[0].tv_sec = ts[1].tv_sec = MTIME_BASE + (long)i;
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
 		if (utimensat(AT_FDCWD, path, ts, 0) < 0 || stat(path, &sb) < 0) {
@@ -260,14 +280,16 @@ main(int argc, char **argv)
 	snprintf(p, sizeof(p), "%s/maildir", argv[1]);
 	mkdir_p(p);
 	rng = 0x9E3779B97F4A7C15ULL;
-	make_drop(argv[1], "m10", 10, 4096, 0);
+	make_drop(argv[1], "m10", 10, 4096, 0, 0);
 	rng = 0xD1B54A32D192ED03ULL;
-	make_drop(argv[1], "m10k", 10000, 4096, 0);
+	make_drop(argv[1], "m10k", 10000, 4096, 0, 0);
 	rng = 0x8CB92BA72F3D8DD7ULL;
-	make_drop(argv[1], "big", 1, 256u << 20, 1);
+	make_drop(argv[1], "big", 1, 256u << 20, 1, 0);
 	printf("body lines %llu, beginning with '.': %llu (%.1f%%)\n",
 	    (unsigned long long)stats.lines,
 	    (unsigned long long)stats.dotlines,
 	    100.0 * stats.dotlines / stats.lines);
+	rng = 0x8CB92BA72F3D8DD7ULL;
+	make_drop(argv[1], "bigcrlf", 1, 256u << 20, 1, 1);
 	return 0;
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/run.sh: `make bench` (see bench/README.md).
-#   bench/run.sh [--quick] [--no-dovecot] [--out DIR] [--pop3d PATH]
+#   bench/run.sh [--quick] [--only retr] [--no-dovecot] [--out DIR] [--pop3d PATH]
 # Builds the bench tools into bench/out/bin, generates the maildrops into
 # bench/out/data once (regenerated when gen_maildrop.c changes), then runs
 # bench/bench.py, which writes bench/out/results.md.
@@ -24,7 +24,7 @@ for t in loadgen sender gen_maildrop; do
 done
 stamp=$(cksum < "$here/gen_maildrop.c" | cut -d' ' -f1)
 if [ "$(cat "$out/data/.stamp" 2>/dev/null)" != "$stamp" ]; then
-	echo "generating maildrops in $out/data (about 320 MB, once)"
+	echo "generating maildrops in $out/data (about 590 MB, once)"
 	rm -rf "$out/data"
 	"$out/bin/gen_maildrop" "$out/data"
 	echo "$stamp" > "$out/data/.stamp"
