@@ -26,10 +26,23 @@ TIMEOUT = 10
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A port that was free a moment ago on the loopback interface."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago on the loopback interface, and
+    for the wildcard address of both families, which `pop3d PORT` binds
+    (it refuses to serve one family when the other's port is taken)."""
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET6) as s6, \
+                    socket.socket(socket.AF_INET) as s4:
+                s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s6.bind(("::", port))
+                s4.bind(("0.0.0.0", port))
+        except OSError:
+            continue            # taken for one family: another port
+        return port
+    raise AssertionError("no port free for both address families")
 
 
 def wait_port(port, host="127.0.0.1", timeout=TIMEOUT, proc=None):
