@@ -261,6 +261,22 @@ class Conn:
         self.sock.close()
 
 
+@pytest.fixture
+def term(tmp_path):
+    """Factory: term(args, env) starts pop3c in tmux; all closed after."""
+    from pop3c_util import Term     # pop3c_util imports this module
+    started = []
+
+    def start(args, env):
+        t = Term(tmp_path, args, env)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.close()
+
+
 def traced_env():
     """The environment for a program run under gdb or strace: LeakSanitizer
     cannot stop the world of a traced process and would report a fatal

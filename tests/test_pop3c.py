@@ -10,9 +10,8 @@ import socket
 import pytest
 
 from conftest import POP3C, TIMEOUT, free_port
-from pop3c_util import (CLOSE, Bytewise, ScriptedServer, Term, client_env,
-                        param, peak_rss_kib, run_pop3c, safe_name,
-                        wire_retr)
+from pop3c_util import (CLOSE, Bytewise, ScriptedServer, client_env, param,
+                        peak_rss_kib, run_pop3c, safe_name, wire_retr)
 
 HISTORY_MAX = param("HISTORY_MAX")
 CLIENT_LINE_MAX = param("CLIENT_LINE_MAX")
@@ -480,20 +479,6 @@ def test_ipv6_scripted(tmp_path):
 
 pytestmark_tmux = pytest.mark.skipif(shutil.which("tmux") is None,
                                      reason="tmux not installed")
-
-
-@pytest.fixture
-def term(tmp_path):
-    started = []
-
-    def start(args, env):
-        t = Term(tmp_path, args, env)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.close()
 
 
 def prompt_re(port):

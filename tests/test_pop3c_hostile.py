@@ -11,9 +11,8 @@ import time
 import pytest
 
 from conftest import TIMEOUT
-from pop3c_util import (CLOSE, ScriptedServer, Term, client_env,
-                        outside_address, param, peak_rss_kib, run_pop3c,
-                        script)
+from pop3c_util import (CLOSE, ScriptedServer, client_env, outside_address,
+                        param, peak_rss_kib, run_pop3c, script)
 
 SAVE_MARGIN = 64 * 1024
 
@@ -21,20 +20,6 @@ EVIL = (b"\x1b]52;c;ZXZpbA==\x07\x1b[2J\x1b]0;pwned\x07\x9b31m"
         b"\xc2\x9b1m\x7f\x00\x08bell\x07 caf\xc3\xa9\r")
 EVIL_SHOWN = (b"^[]52;c;ZXZpbA==^G^[[2J^[]0;pwned^G\\x9b31m"
               b"\\u009b1m^?^@^Hbell^G caf\xc3\xa9^M")
-
-
-@pytest.fixture
-def term(tmp_path):
-    started = []
-
-    def start(args, env):
-        t = Term(tmp_path, args, env)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.close()
 
 
 def evil_server():

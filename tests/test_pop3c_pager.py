@@ -9,26 +9,12 @@ import time
 import pytest
 
 from conftest import TIMEOUT
-from pop3c_util import ScriptedServer, Term, client_env, run_pop3c, script
+from pop3c_util import ScriptedServer, client_env, run_pop3c, script
 
 # The tmux pane is 50 rows high.
 TALL = b"".join(b"line %d\r\n" % i for i in range(1, 121))
 BODY = b"Subject: tall\r\n\r\n\x1b]0;owned\x07\x1b[2J" + TALL
 SHORT = b"Subject: short\r\n\r\nonly line\r\n"
-
-
-@pytest.fixture
-def term(tmp_path):
-    started = []
-
-    def start(args, env):
-        t = Term(tmp_path, args, env)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.close()
 
 
 def recording_pager(tmp_path):

@@ -5,27 +5,12 @@ redrawn in place on a terminal, and message numbers completed for it.
 """
 import pytest
 
-from pop3c_util import (Pause, ScriptedServer, Term, client_env, run_pop3c,
-                        script)
+from pop3c_util import Pause, ScriptedServer, client_env, run_pop3c, script
 
 BODY = (b"Subject: kept\r\n\r\n\x1b[2Jsecret body\r\n..stuffed\r\n"
         b"last\r\n")
 WIRE = BODY.replace(b"\r\n..", b"\r\n...")
 EXACT = BODY
-
-
-@pytest.fixture
-def term(tmp_path):
-    started = []
-
-    def start(args, env):
-        t = Term(tmp_path, args, env)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.close()
 
 
 def table():

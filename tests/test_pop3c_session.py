@@ -12,22 +12,8 @@ import pytest
 
 from auth_util import make_certs
 from conftest import TIMEOUT
-from pop3c_util import (CLOSE, Pause, ScriptedServer, Term, client_env,
-                        run_pop3c, script)
-
-
-@pytest.fixture
-def term(tmp_path):
-    started = []
-
-    def start(args, env):
-        t = Term(tmp_path, args, env)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.close()
+from pop3c_util import (CLOSE, Pause, ScriptedServer, client_env, run_pop3c,
+                        script)
 
 
 def test_tmux_server_close_at_prompt_reported(tmp_path, term):
