@@ -7,10 +7,11 @@
  *	server's close.  Commands one at a time (no pipelining).  USER "-"
  *	skips USER/PASS.
  *   loadgen ops HOST PORT USER PASS NMSG SESSIONS MODE
- *	SESSIONS sessions one after another; MODE "login" (login+STAT) or
+ *	SESSIONS sessions one after another; MODE "login" (login+STAT),
  *	"all" (login+STAT, LIST, UIDL, then TOP n 0 for n = 1..NMSG one by
- *	one, each answer read before the next command is sent); every
- *	answer is checked (counts, terminators).
+ *	one, each answer read before the next command is sent) or "top"
+ *	(login+STAT, then the TOPs alone); every answer is checked (counts,
+ *	terminators).
  *   loadgen retr HOST PORT USER PASS FILE REPS
  *	RETR 1 of the message in FILE, REPS times (a new session each); the
  *	wire is compared byte for byte with the stuffed CRLF form computed
@@ -218,7 +219,7 @@ mode_ops(char **av)
 {
 	const char *user = av[0], *pass = av[1];
 	long nmsg = atol(av[2]), nsess = atol(av[3]), i, k;
-	int all = strcmp(av[4], "all") == 0;
+	int all = strcmp(av[4], "all") == 0, top = strcmp(av[4], "top") == 0;
 	char b[64];
 
 	for (k = 0; k < nsess; k++) {
@@ -233,11 +234,15 @@ mode_ops(char **av)
 			fprintf(stderr, "loadgen: STAT: %s, expected %ld\n", s, nmsg);
 			return 1;
 		}
-		if (!all) {
+		if (!all && !top) {
 			printf("session=%ld login_stat_ms=%.3f\n", k,
 			    (t1 - t0) * 1e3);
 			quit(c);
 			continue;
+		}
+		if (top) {
+			t3 = t2 = t1;
+			goto tops;
 		}
 		cmd(c, "LIST\r\n");
 		if (multiline(c, "LIST") != (size_t)nmsg) {
@@ -251,6 +256,7 @@ mode_ops(char **av)
 			return 1;
 		}
 		t3 = now_s();
+tops:
 		for (i = 1; i <= nmsg; i++) {
 			snprintf(b, sizeof(b), "TOP %ld 0\r\n", i);
 			cmd(c, b);
@@ -541,7 +547,7 @@ main(int argc, char **argv)
 	}
 	fprintf(stderr,
 	    "usage: loadgen rate HOST PORT CLIENTS SECONDS USER PASS\n"
-	    "       loadgen ops HOST PORT USER PASS NMSG SESSIONS login|all\n"
+	    "       loadgen ops HOST PORT USER PASS NMSG SESSIONS login|all|top\n"
 	    "       loadgen retr HOST PORT USER PASS FILE REPS\n"
 	    "       loadgen hold HOST PORT USER PASS N\n");
 	return 64;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/run.sh: `make bench` (see bench/README.md).
-#   bench/run.sh [--quick] [--only retr] [--no-dovecot] [--out DIR] [--pop3d PATH]
+#   bench/run.sh [--quick] [--only retr|top] [--no-dovecot] [--out DIR] [--pop3d PATH]
 # Builds the bench tools into bench/out/bin, generates the maildrops into
 # bench/out/data once (regenerated when gen_maildrop.c changes), then runs
 # bench/bench.py, which writes bench/out/results.md.
