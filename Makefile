@@ -43,7 +43,7 @@ CRYPT_LIBS := $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
 ALL_CPPFLAGS += $(SSL_CFLAGS)
 
-POP3D_OBJS = pop3d.o listen.o source.o proxy.o session.o auth.o store.o maildir.o index.o users.o sandbox.o tls.o proto.o log.o
+POP3D_OBJS = pop3d.o listen.o login.o source.o proxy.o session.o auth.o store.o maildir.o index.o users.o sandbox.o tls.o proto.o log.o
 POP3C_OBJS = pop3c.o client.o tls.o proto.o
 TEST_BINS = tests/test_proto tests/test_store tests/test_client tests/test_proxy tests/test_maildir
 

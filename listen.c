@@ -37,6 +37,7 @@
 
 #include "listen.h"
 #include "log.h"
+#include "login.h"
 #include "params.h"
 #include "proto.h"
 #include "proxy.h"
@@ -458,7 +459,11 @@ serve(struct pool *p, const struct session_cfg *cfg, int fd)
 	}
 	/* SIGTERM stays blocked but for the session's waits (proto.c),
 	 * which then end with EINTR and the session checks cfg->stop. */
-	if (!*cfg->stop)
+	if (*cfg->stop)
+		;
+	else if (cfg->users != NULL)
+		login_session(fd, fd, cfg, &peer);
+	else
 		session_run(fd, fd, cfg, &peer);
 	source_release(p->sources, p->seat);
 }
@@ -469,7 +474,7 @@ worker_main(struct pool *p)
 	struct session_cfg cfg = *p->cfg;
 	struct backoff bo = { 0, 0, 0 };
 	sigset_t none, block;
-	int served = 0;
+	int served = 0, i, keep[LISTEN_MAXFDS + 2];
 
 	/* A worker never outlives its master. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -488,6 +493,13 @@ worker_main(struct pool *p)
 	signal(SIGCHLD, SIG_DFL);
 	got_term = got_retire = 0;
 	cfg.stop = &got_term;
+	/* What a login process must close: the listening sockets and the
+	 * report pipe. */
+	for (i = 0; i < p->nfds && i < LISTEN_MAXFDS; i++)
+		keep[i] = p->fds[i];
+	keep[i++] = p->report[1];
+	keep[i] = -1;
+	cfg.close_fds = keep;
 	/* The open mode: every session here serves this maildrop. */
 	if (cfg.users == NULL && session_confine(&cfg) < 0)
 		_exit(EX_OSERR);

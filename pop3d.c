@@ -30,6 +30,7 @@
 #include "index.h"
 #include "listen.h"
 #include "log.h"
+#include "login.h"
 #include "params.h"
 #include "proto.h"
 #include "proxy.h"
@@ -188,7 +189,10 @@ one_session(int rfd, int wfd, const struct session_cfg *cfg)
 	}
 	if (listen_proxy(rfd, cfg, &peer) < 0)
 		return;
-	session_run(rfd, wfd, cfg, &peer);
+	if (cfg->users != NULL)
+		login_session(rfd, wfd, cfg, &peer);
+	else
+		session_run(rfd, wfd, cfg, &peer);
 }
 
 /* The stdio modes: one session, with a source table of its own. */

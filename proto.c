@@ -144,6 +144,15 @@ reader_wipe(struct reader *r)
 }
 
 void
+reader_push(struct reader *r, const void *p, size_t n)
+{
+	if (n > sizeof(r->buf) - r->end)
+		n = sizeof(r->buf) - r->end;
+	memcpy(r->buf + r->end, p, n);
+	r->end += n;
+}
+
+void
 reader_consume(struct reader *r, size_t n)
 {
 	r->start += n;

@@ -77,6 +77,9 @@ enum line_status reader_line(struct reader *r, char *out, size_t cap,
  */
 ssize_t	reader_fill(struct reader *r, int timeout_ms);
 void	reader_consume(struct reader *r, size_t n);
+/* Put n bytes read elsewhere (by another process) after the buffered
+ * ones, as if read here; what does not fit in the buffer is dropped. */
+void	reader_push(struct reader *r, const void *p, size_t n);
 #define reader_data(r)	((r)->buf + (r)->start)
 
 /* Zero every byte of the buffer but those not read yet: the lines already

@@ -91,87 +91,103 @@ struct allow {
 	int		 arg;
 	uint64_t	 value;
 	int		 err;
+	int		 who;	/* W_* below: who may make the call */
 };
+
+#define W_ALL		0x1	/* every confined process */
+#define W_WORKER	0x2	/* the open mode's listener worker */
+#define W_MONITOR	0x4	/* the process that checks passwords for a
+				 * login process and serves the login */
 
 static const struct allow allow_list[] = {
 	/* The connection and message files: plain fds, OpenSSL's socket BIO
 	 * (recv/send), the reader's and writer's waits, the PROXY header
 	 * (recv with MSG_PEEK), syslog (send on its open socket). */
-	{ "read", -1, 0, 0 }, { "pread64", -1, 0, 0 }, { "write", -1, 0, 0 },
-	{ "writev", -1, 0, 0 }, { "recvfrom", -1, 0, 0 },
-	{ "sendto", -1, 0, 0 }, { "poll", -1, 0, 0 }, { "ppoll", -1, 0, 0 },
-	{ "lseek", -1, 0, 0 }, { "close", -1, 0, 0 },
-	{ "shutdown", -1, 0, 0 },
+	{ "read", -1, 0, 0, W_ALL }, { "pread64", -1, 0, 0, W_ALL }, { "write", -1, 0, 0, W_ALL },
+	{ "writev", -1, 0, 0, W_ALL }, { "recvfrom", -1, 0, 0, W_ALL },
+	{ "sendto", -1, 0, 0, W_ALL }, { "poll", -1, 0, 0, W_ALL }, { "ppoll", -1, 0, 0, W_ALL },
+	{ "lseek", -1, 0, 0, W_ALL }, { "close", -1, 0, 0, W_ALL },
+	{ "shutdown", -1, 0, 0, W_ALL },
 	/* The maildrop: scan (fstatat, getdents64), open with O_NOFOLLOW,
 	 * the directory lock, DELE/QUIT removal, the directory sync; the
 	 * users file at login (fopen), the listing through a duplicate of
 	 * the directory fd (fdopendir). Landlock decides which paths. */
-	{ "openat", -1, 0, 0 }, { "fstat", -1, 0, 0 },
-	{ "newfstatat", -1, 0, 0 }, { "statx", -1, 0, 0 },
-	{ "getdents64", -1, 0, 0 }, { "flock", -1, 0, 0 },
-	{ "unlinkat", -1, 0, 0 }, { "renameat", -1, 0, 0 },
-	{ "renameat2", -1, 0, 0 }, { "fsync", -1, 0, 0 },
-	{ "fcntl", -1, 0, 0 }, { "dup", -1, 0, 0 },
+	{ "openat", -1, 0, 0, W_ALL }, { "fstat", -1, 0, 0, W_ALL },
+	{ "newfstatat", -1, 0, 0, W_ALL }, { "statx", -1, 0, 0, W_ALL },
+	{ "getdents64", -1, 0, 0, W_ALL }, { "flock", -1, 0, 0, W_ALL },
+	{ "unlinkat", -1, 0, 0, W_ALL }, { "renameat", -1, 0, 0, W_ALL },
+	{ "renameat2", -1, 0, 0, W_ALL }, { "fsync", -1, 0, 0, W_ALL },
+	{ "fcntl", -1, 0, 0, W_ALL }, { "dup", -1, 0, 0, W_ALL },
 	/* The index folder: a file there is trusted only when it belongs
 	 * to pop3d's user. */
-	{ "geteuid", -1, 0, 0 },
+	{ "geteuid", -1, 0, 0, W_ALL },
 	/* Memory: malloc, OpenSSL and libcrypt's yescrypt (megabytes per
 	 * hash) grow and return memory. */
-	{ "brk", -1, 0, 0 }, { "mmap", -1, 0, 0 }, { "munmap", -1, 0, 0 },
-	{ "mremap", -1, 0, 0 }, { "madvise", -1, 0, 0 },
-	{ "mprotect", -1, 0, 0 },
+	{ "brk", -1, 0, 0, W_ALL }, { "mmap", -1, 0, 0, W_ALL }, { "munmap", -1, 0, 0, W_ALL },
+	{ "mremap", -1, 0, 0, W_ALL }, { "madvise", -1, 0, 0, W_ALL },
+	{ "mprotect", -1, 0, 0, W_ALL },
 	/* Time and waiting: deadlines, the failed-login delay, the
 	 * --exclusive lock wait (when the vDSO is not used). */
-	{ "clock_gettime", -1, 0, 0 }, { "gettimeofday", -1, 0, 0 },
-	{ "time", -1, 0, 0 }, { "nanosleep", -1, 0, 0 },
-	{ "clock_nanosleep", -1, 0, 0 }, { "restart_syscall", -1, 0, 0 },
+	{ "clock_gettime", -1, 0, 0, W_ALL }, { "gettimeofday", -1, 0, 0, W_ALL },
+	{ "time", -1, 0, 0, W_ALL }, { "nanosleep", -1, 0, 0, W_ALL },
+	{ "clock_nanosleep", -1, 0, 0, W_ALL }, { "restart_syscall", -1, 0, 0, W_ALL },
 	/* Signals: SIGTERM let in only inside ppoll, handlers return. */
-	{ "rt_sigprocmask", -1, 0, 0 }, { "rt_sigaction", -1, 0, 0 },
-	{ "rt_sigreturn", -1, 0, 0 }, { "sigaltstack", -1, 0, 0 },
+	{ "rt_sigprocmask", -1, 0, 0, W_ALL }, { "rt_sigaction", -1, 0, 0, W_ALL },
+	{ "rt_sigreturn", -1, 0, 0, W_ALL }, { "sigaltstack", -1, 0, 0, W_ALL },
 	/* TLS keys and nonces, hash salts. */
-	{ "getrandom", -1, 0, 0 },
+	{ "getrandom", -1, 0, 0, W_ALL },
 	/* glibc's qsort asks for the machine's memory (sysconf
 	 * _SC_PHYS_PAGES) the first time it sorts a large array: ordering
 	 * a maildrop by arrival or delivery time. */
-	{ "sysinfo", -1, 0, 0 },
+	{ "sysinfo", -1, 0, 0, W_ALL },
 	/* RETR of a file already in wire form: file to socket in the kernel. */
-	{ "sendfile", -1, 0, 0 },
+	{ "sendfile", -1, 0, 0, W_ALL },
 	/* The listener worker between sessions: accept, tune the socket,
 	 * name the peer, report idle/busy (write), end; syslog's LOG_PID. */
-	{ "accept4", -1, 0, 0 }, { "setsockopt", -1, 0, 0 },
-	{ "getpeername", -1, 0, 0 }, { "getsockname", -1, 0, 0 },
-	{ "getpid", -1, 0, 0 }, { "exit", -1, 0, 0 },
-	{ "exit_group", -1, 0, 0 },
+	{ "accept4", -1, 0, 0, W_WORKER },
+	{ "setsockopt", -1, 0, 0, W_WORKER },
+	{ "getpeername", -1, 0, 0, W_WORKER },
+	{ "getsockname", -1, 0, 0, W_WORKER },
+	{ "getpid", -1, 0, 0, W_ALL }, { "exit", -1, 0, 0, W_ALL },
+	{ "exit_group", -1, 0, 0, W_ALL },
+	/* With a user database, the monitor: start the login process (fork
+	 * and its control socket), stop it at shutdown or once it handed
+	 * a plain session over, wait for it; the login process adds its own
+	 * filter (without this group) on top. */
+	{ "clone", -1, 0, 0, W_MONITOR }, { "socketpair", -1, 0, 0, W_MONITOR },
+	{ "kill", -1, 0, 0, W_MONITOR }, { "wait4", -1, 0, 0, W_MONITOR },
+	{ "seccomp", -1, 0, 0, W_MONITOR },
+	{ "set_robust_list", -1, 0, 0, W_MONITOR },	/* fork's child */
 	/* Locks inside libc and OpenSSL (uncontended: one thread). */
-	{ "futex", -1, 0, 0 },
+	{ "futex", -1, 0, 0, W_ALL },
 	/* stdio asks whether stderr is a terminal. */
-	{ "ioctl", 1, TCGETS, 0 },
+	{ "ioctl", 1, TCGETS, 0, W_ALL },
 	/* The login narrows the file system further (only ever narrows). */
-	{ "landlock_create_ruleset", -1, 0, 0 },
-	{ "landlock_add_rule", -1, 0, 0 },
-	{ "landlock_restrict_self", -1, 0, 0 },
+	{ "landlock_create_ruleset", -1, 0, 0, W_ALL },
+	{ "landlock_add_rule", -1, 0, 0, W_ALL },
+	{ "landlock_restrict_self", -1, 0, 0, W_ALL },
 	/* syslog() reconnects after a syslog daemon restart while holding
 	 * its lock: refuse quietly (the line is lost), never trap there. */
-	{ "socket", -1, 0, EACCES }, { "connect", -1, 0, EACCES },
+	{ "socket", -1, 0, EACCES, W_ALL }, { "connect", -1, 0, EACCES, W_ALL },
 #ifdef SANITIZER_BUILD
 	/* Sanitizer builds only: ASan/UBSan reports and LeakSanitizer at
 	 * exit (a tracer thread that stops and reads the process). */
-	{ "clone", -1, 0, 0 }, { "clone3", -1, 0, ENOSYS },
-	{ "ptrace", -1, 0, 0 }, { "wait4", -1, 0, 0 },
-	{ "waitid", -1, 0, 0 }, { "prctl", -1, 0, 0 },
-	{ "sched_yield", -1, 0, 0 }, { "tgkill", -1, 0, 0 },
-	{ "kill", -1, 0, 0 }, { "readlink", -1, 0, 0 },
-	{ "readlinkat", -1, 0, 0 }, { "getdents", -1, 0, 0 },
-	{ "open", -1, 0, 0 }, { "stat", -1, 0, 0 }, { "lstat", -1, 0, 0 },
-	{ "gettid", -1, 0, 0 }, { "getppid", -1, 0, 0 },
-	{ "getrlimit", -1, 0, 0 },
-	{ "prlimit64", -1, 0, 0 }, { "setrlimit", -1, 0, 0 },
-	{ "sched_getaffinity", -1, 0, 0 }, { "uname", -1, 0, 0 },
-	{ "pipe", -1, 0, 0 }, { "pipe2", -1, 0, 0 },
-	{ "dup2", -1, 0, 0 }, { "dup3", -1, 0, 0 }, { "getuid", -1, 0, 0 },
-	{ "mkdir", -1, 0, 0 }, { "access", -1, 0, 0 },
-	{ "execve", -1, 0, EACCES }, { "fork", -1, 0, EACCES },
-	{ "vfork", -1, 0, EACCES },
+	{ "clone", -1, 0, 0, W_ALL }, { "clone3", -1, 0, ENOSYS, W_ALL },
+	{ "ptrace", -1, 0, 0, W_ALL }, { "wait4", -1, 0, 0, W_ALL },
+	{ "waitid", -1, 0, 0, W_ALL }, { "prctl", -1, 0, 0, W_ALL },
+	{ "sched_yield", -1, 0, 0, W_ALL }, { "tgkill", -1, 0, 0, W_ALL },
+	{ "kill", -1, 0, 0, W_ALL }, { "readlink", -1, 0, 0, W_ALL },
+	{ "readlinkat", -1, 0, 0, W_ALL }, { "getdents", -1, 0, 0, W_ALL },
+	{ "open", -1, 0, 0, W_ALL }, { "stat", -1, 0, 0, W_ALL }, { "lstat", -1, 0, 0, W_ALL },
+	{ "gettid", -1, 0, 0, W_ALL }, { "getppid", -1, 0, 0, W_ALL },
+	{ "getrlimit", -1, 0, 0, W_ALL },
+	{ "prlimit64", -1, 0, 0, W_ALL }, { "setrlimit", -1, 0, 0, W_ALL },
+	{ "sched_getaffinity", -1, 0, 0, W_ALL }, { "uname", -1, 0, 0, W_ALL },
+	{ "pipe", -1, 0, 0, W_ALL }, { "pipe2", -1, 0, 0, W_ALL },
+	{ "dup2", -1, 0, 0, W_ALL }, { "dup3", -1, 0, 0, W_ALL }, { "getuid", -1, 0, 0, W_ALL },
+	{ "mkdir", -1, 0, 0, W_ALL }, { "access", -1, 0, 0, W_ALL },
+	{ "execve", -1, 0, EACCES, W_ALL }, { "fork", -1, 0, EACCES, W_ALL },
+	{ "vfork", -1, 0, EACCES, W_ALL },
 #endif
 };
 
@@ -342,8 +358,13 @@ fail:
 	return -1;
 }
 
+/*
+ * Install the allow-list for the calls of who (W_* bits).  stacked: a
+ * filter is in place already (and with it no_new_privs, which prctl, not
+ * allowed there, would set again): this one narrows it.
+ */
 static int
-seccomp(void)
+seccomp(int who, int stacked)
 {
 	struct sigaction sa;
 	scmp_filter_ctx ctx;
@@ -359,15 +380,18 @@ seccomp(void)
 	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL)
 		return log_warnx("sandbox: seccomp_init failed");
 	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
-	    SCMP_ACT_TRAP)) < 0)
+	    SCMP_ACT_TRAP)) < 0 ||
+	    (stacked && (r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP,
+	    0)) < 0))
 		goto fail;
 	for (i = 0; i < sizeof(allow_list) / sizeof(allow_list[0]); i++) {
 		const struct allow *a = &allow_list[i];
 		uint32_t act = a->err ? SCMP_ACT_ERRNO(a->err) : SCMP_ACT_ALLOW;
 		int nr = seccomp_syscall_resolve_name(a->name);
 
-		if (nr == __NR_SCMP_ERROR)
-			continue;	/* not a call of this architecture */
+		if (nr == __NR_SCMP_ERROR || !(a->who & who))
+			continue;	/* not a call of this architecture,
+					 * or not one of this process */
 		if (a->arg >= 0) {
 			struct scmp_arg_cmp cmp;
 
@@ -378,7 +402,8 @@ seccomp(void)
 			r = seccomp_rule_add_array(ctx, act, nr, 1, &cmp);
 		} else
 			r = seccomp_rule_add(ctx, act, nr, 0);
-		if (r < 0 && r != -EOPNOTSUPP)
+		/* EEXIST: listed in two groups (the sanitizer's clone). */
+		if (r < 0 && r != -EOPNOTSUPP && r != -EEXIST)
 			goto fail;
 	}
 	if ((r = seccomp_load(ctx)) < 0)
@@ -391,22 +416,31 @@ fail:
 	return log_warn("sandbox: seccomp filter");
 }
 
-/* sandbox_enter(), plus the maildrop open as mdfd when >= 0. */
+/*
+ * sandbox_enter(), plus the maildrop open as mdfd when >= 0.  who: the
+ * allow-list's groups for a first filter; 0 adds none; with STACKED a
+ * filter narrowing one inherited.
+ */
+#define STACKED	0x100
+
 static int
 enter(int avail, const struct sandbox_path *paths, size_t n, int mdfd,
-    int with_seccomp)
+    int who)
 {
+	int first = who != 0 && !(who & STACKED);
+
 	if (avail == 0)
 		return 0;
 	/* Files the C library would open lazily later: the time zone. */
 	tzset();
 	/* A later layer finds no_new_privs set already (and prctl is not
 	 * in the allow-list). */
-	if (with_seccomp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	if (first && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return log_warn("sandbox: no_new_privs");
 	if ((avail & SANDBOX_LANDLOCK) && landlock(paths, n, mdfd) < 0)
 		return -1;
-	if (with_seccomp && (avail & SANDBOX_SECCOMP) && seccomp() < 0)
+	if (who != 0 && (avail & SANDBOX_SECCOMP) &&
+	    seccomp(who & ~STACKED, !first) < 0)
 		return -1;
 	return 0;
 }
@@ -415,7 +449,7 @@ int
 sandbox_enter(int avail, const struct sandbox_path *paths, size_t n,
     int with_seccomp)
 {
-	return enter(avail, paths, n, -1, with_seccomp);
+	return enter(avail, paths, n, -1, with_seccomp ? W_ALL | W_WORKER : 0);
 }
 
 int
@@ -426,7 +460,14 @@ sandbox_maildrop(int avail, const char *maildrop, const char *state)
 		{ state, SANDBOX_STATE }
 	};
 
-	return sandbox_enter(avail, p, 2, 1);
+	return enter(avail, p, 2, -1, W_ALL | W_WORKER);
+}
+
+int
+sandbox_login_process(int avail)
+{
+	/* No path at all: a Landlock layer without rules. */
+	return enter(avail, NULL, 0, -1, W_ALL | STACKED);
 }
 
 int
@@ -486,7 +527,7 @@ sandbox_prelogin(int avail, const char *users, const char *base,
 	/* Maildrops named in the users file: a login may lead there.  An
 	 * unreadable file (logged) fails the login later, as without. */
 	(void)users_maildrops(users, collect_one, &c);
-	r = sandbox_enter(avail, c.p, c.n, 1);
+	r = enter(avail, c.p, c.n, -1, W_ALL | W_MONITOR);
 out:
 	for (i = 0; i < c.n; i++)
 		free((char *)c.p[i].path);

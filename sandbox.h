@@ -55,12 +55,22 @@ int	sandbox_enter(int avail, const struct sandbox_path *paths, size_t n,
 	    int seccomp);
 
 /*
- * Before a login with a user database: the users file (read only) and
- * every maildrop a login can lead to (base and the maildrops the users
- * file names), nothing else, and the allow-list.  state may be NULL.
+ * The monitor of a login with a user database (login.c), before the
+ * login: the users file (read only) and every maildrop a login can lead
+ * to (base and the maildrops the users file names), nothing else, and
+ * the allow-list with the monitor's calls (fork the login process, stop
+ * and wait for it).  state may be NULL.
  */
 int	sandbox_prelogin(int avail, const char *users, const char *base,
 	    const char *state);
+
+/*
+ * The login process, forked by a monitor confined with sandbox_prelogin:
+ * no file at all (a Landlock layer without rules) and a second filter
+ * without the monitor's calls.  It parses everything the client sends
+ * before a login and asks the monitor to check passwords.
+ */
+int	sandbox_login_process(int avail);
 
 /* After a login: narrow the file system to the maildrop directory open
  * as mdfd (not a path: it cannot have been swapped since), and state. */

@@ -60,6 +60,7 @@ struct session {
 	long long	 login_by;	/* ms: end of the login phase; 0: none */
 	uint64_t	 cmd_ns;	/* when the current command arrived */
 	int		 wipe;		/* it held a password: wipe buffers */
+	int		 handed;	/* logged in: the monitor goes on */
 	char		 line[POP3_CMD_MAX + 1];
 	/* Buffers last: never zeroed, so an idle session touches few pages. */
 	struct reader	 in;
@@ -142,28 +143,58 @@ line_timeout(const struct session *s)
 
 /*
  * Open the maildrop of user (NULL: the open mode's): the users file's own
- * path for it, else user's folder under MAILDROP, opened relative to
- * MAILDROP without following a symbolic link (anyone who may write to
- * MAILDROP must not be able to point a user at another folder).
+ * path for it (maildrop, when not ""), else user's folder under MAILDROP,
+ * opened relative to MAILDROP without following a symbolic link (anyone
+ * who may write to MAILDROP must not be able to point a user at another
+ * folder).
  */
 static enum store_status
-open_maildrop(struct session *s, const char *user)
+open_maildrop(const struct session_cfg *cfg, const char *user,
+    const char *maildrop, struct store **sp)
 {
 	enum store_status r;
 	int root;
 
 	if (user == NULL)
-		return store_open(&s->store, s->cfg->maildrop, &s->cfg->store);
-	if (s->maildrop[0] != '\0')
-		return store_open(&s->store, s->maildrop, &s->cfg->store);
-	if ((root = open(s->cfg->maildrop, O_RDONLY | O_DIRECTORY |
+		return store_open(sp, cfg->maildrop, &cfg->store);
+	if (maildrop[0] != '\0')
+		return store_open(sp, maildrop, &cfg->store);
+	if ((root = open(cfg->maildrop, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) < 0) {
-		log_warn("maildrop %s", s->cfg->maildrop);
+		log_warn("maildrop %s", cfg->maildrop);
 		return STORE_IOERR;
 	}
-	r = store_openat(&s->store, root, user, 1, &s->cfg->store);
+	r = store_openat(sp, root, user, 1, &cfg->store);
 	close(root);
 	return r;
+}
+
+/* The -ERR text for a maildrop that cannot be opened. */
+static const char *
+open_error(enum store_status r)
+{
+	switch (r) {
+	case STORE_INUSE:
+		return "[IN-USE] maildrop is locked by another session";
+	case STORE_TOOBIG:
+		return "[SYS/PERM] maildrop too large";
+	default:
+		return "[SYS/TEMP] cannot open the maildrop";
+	}
+}
+
+struct store *
+session_open(const struct session_cfg *cfg, const char *user,
+    const char *maildrop, const char **why)
+{
+	struct store *st = NULL;
+	enum store_status r;
+
+	if ((r = open_maildrop(cfg, user, maildrop, &st)) != STORE_OK) {
+		*why = open_error(r);
+		return NULL;
+	}
+	return st;
 }
 
 /* Enter TRANSACTION: snapshot the maildrop.  0, or -1 after an -ERR. */
@@ -172,21 +203,14 @@ enter_trans(struct session *s, const char *user)
 {
 	enum store_status r;
 
-	r = open_maildrop(s, user);
-	switch (r) {
-	case STORE_OK:
-		s->state = ST_TRANS;
-		return 0;
-	case STORE_INUSE:
-		reply(s, 0, "[IN-USE] maildrop is locked by another session");
-		return -1;
-	case STORE_TOOBIG:
-		reply(s, 0, "[SYS/PERM] maildrop too large");
-		return -1;
-	default:
-		reply(s, 0, "[SYS/TEMP] cannot open the maildrop");
+	if (s->store == NULL &&
+	    (r = open_maildrop(s->cfg, user, s->maildrop, &s->store)) !=
+	    STORE_OK) {
+		reply(s, 0, "%s", open_error(r));
 		return -1;
 	}
+	s->state = ST_TRANS;
+	return 0;
 }
 
 /* Parse a message-number argument; on failure reply -ERR and return -1. */
@@ -258,19 +282,58 @@ cmd_capa(struct session *s, int argc, char **argv)
 	    ".\r\n", POP3D_VERSION);
 }
 
+/*
+ * A login was accepted (user NULL: the open mode's): enter TRANSACTION,
+ * confine to the maildrop, answer.  -1 after an -ERR.
+ */
+static int
+logged_in(struct session *s, const char *user)
+{
+	size_t count;
+	uint64_t octets;
+
+	if (enter_trans(s, user) < 0)
+		return -1;
+	/* From here on only this user's mail is in reach. */
+	if (s->cfg->users != NULL &&
+	    sandbox_login(s->cfg->sandbox, store_dirfd(s->store),
+	    s->cfg->index_path) < 0) {
+		store_close(s->store);
+		s->store = NULL;
+		s->state = ST_AUTH;
+		s->hangup = 1;
+		reply(s, 0, "[SYS/TEMP] cannot open the maildrop");
+		return -1;
+	}
+	store_stat(s->store, &count, &octets);
+	reply(s, 1, "maildrop has %zu messages (%llu octets)", count,
+	    (unsigned long long)octets);
+	return 0;
+}
+
 /* Log in as name with password (cleared here), and enter TRANSACTION. */
 static void
 login(struct session *s, const char *name, char *password)
 {
 	const char *user = NULL;
-	size_t count;
-	uint64_t octets;
+	char refused[POP3_RESP_MAX / 2] = "";
+	int r;
 
 	s->wipe = 1;
 	if (s->cfg->users != NULL) {
-		switch (auth_login(s->cfg, s->peer, name, password, s->cmd_ns,
-		    s->maildrop, sizeof(s->maildrop))) {
+		if (s->cfg->check != NULL)
+			r = s->cfg->check(s->cfg, s->peer, name, password,
+			    s->cmd_ns, refused, sizeof(refused));
+		else
+			r = auth_login(s->cfg, s->peer, name, password,
+			    s->cmd_ns, s->maildrop, sizeof(s->maildrop));
+		switch (r) {
 		case AUTH_OK:
+			if (refused[0] != '\0') {
+				/* Right, but its maildrop cannot be opened. */
+				reply(s, 0, "%s", refused);
+				return;
+			}
 			user = name;
 			break;
 		case AUTH_ERROR:
@@ -283,25 +346,20 @@ login(struct session *s, const char *name, char *password)
 				s->hangup = 1;
 			reply(s, 0, "[AUTH] invalid user name or password");
 			return;
+		default:
+			/* The monitor is gone: the server is stopping. */
+			s->hangup = 1;
+			reply(s, 0, "[SYS/TEMP] cannot check passwords now");
+			return;
 		}
 	} else
 		explicit_bzero(password, strlen(password));
-	if (enter_trans(s, user) < 0)
-		return;
-	/* From here on only this user's mail is in reach. */
-	if (s->cfg->users != NULL &&
-	    sandbox_login(s->cfg->sandbox, store_dirfd(s->store),
-	    s->cfg->index_path) < 0) {
-		store_close(s->store);
-		s->store = NULL;
-		s->state = ST_AUTH;
-		s->hangup = 1;
-		reply(s, 0, "[SYS/TEMP] cannot open the maildrop");
+	if (s->cfg->hand_over != NULL) {
+		/* The monitor opens the maildrop and answers this command. */
+		s->handed = 1;
 		return;
 	}
-	store_stat(s->store, &count, &octets);
-	reply(s, 1, "maildrop has %zu messages (%llu octets)", count,
-	    (unsigned long long)octets);
+	(void)logged_in(s, user);
 }
 
 static void
@@ -774,18 +832,16 @@ peer_from_fd(struct peer *p, int fd)
 		snprintf(p->text, sizeof(p->text), "local");
 }
 
-void
-session_run(int rfd, int wfd, const struct session_cfg *cfg,
+/* A session on rfd/wfd for peer, in AUTHORIZATION; NULL after a log line. */
+static struct session *
+session_new(int rfd, int wfd, const struct session_cfg *cfg,
     const struct peer *peer)
 {
 	struct session *s;
-	const char *why = NULL;
-	int timeout_ms = cfg->timeout > 0 ? cfg->timeout * 1000 : -1;
-	int first = 1;		/* the first command line */
 
 	if ((s = malloc(sizeof(*s))) == NULL) {
 		log_warn("session for %s", peer->text);
-		return;
+		return NULL;
 	}
 	memset(s, 0, offsetof(struct session, in));
 	s->cfg = cfg;
@@ -795,24 +851,20 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 	reader_init(&s->in, &s->io);
 	/* The same deadline bounds every write to a client that stops
 	 * reading. */
-	writer_init(&s->out, &s->io, timeout_ms);
-	if (cfg->users != NULL && cfg->login_timeout > 0)
-		s->login_by = proto_now_ms() + cfg->login_timeout * 1000LL;
-	if (cfg->tls_wrap) {
-		char err[256];
+	writer_init(&s->out, &s->io, cfg->timeout > 0 ?
+	    cfg->timeout * 1000 : -1);
+	return s;
+}
 
-		if (tls_accept(cfg->tls, &s->io, TLS_HANDSHAKE_TIMEOUT * 1000,
-		    err, sizeof(err)) < 0) {
-			log_info("session %s: %s", peer->text, err);
-			free(s);
-			return;
-		}
-		s->tls_on = 1;
-	}
-	log_info("session start: %s%s%s", peer->text, s->tls_on ? " " : "",
-	    s->tls_on ? tls_describe(&s->io) : "");
+/* Commands until the session ends; why it ended. */
+static const char *
+session_loop(struct session *s)
+{
+	const struct session_cfg *cfg = s->cfg;
+	const struct peer *peer = s->peer;
+	const char *why = NULL;
+	int first = s->state == ST_AUTH;	/* the first command line */
 
-	writer_printf(&s->out, "+OK pop3d ready\r\n");
 	while (why == NULL) {
 		enum line_status ls;
 		size_t len;
@@ -848,6 +900,10 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 				 * buffer where the line arrived. */
 				explicit_bzero(s->line, sizeof(s->line));
 				reader_wipe(&s->in);
+			}
+			if (s->handed) {
+				why = "logged in";
+				continue;
 			}
 			break;
 		case LINE_TOOLONG:
@@ -904,12 +960,83 @@ session_run(int rfd, int wfd, const struct session_cfg *cfg,
 		else if (s->broken)
 			why = "connection broken";
 	}
+	return why;
+}
+
+/* The last flush, the log line, TLS closed, s freed. */
+static void
+session_end(struct session *s, const char *why)
+{
 	writer_flush(&s->out);
 	if (s->out.failed)
 		why = s->out.err == ETIMEDOUT ? "write timeout" : "write failed";
 	log_info("session end: %s: %s, %zu retrieved, %zu deleted, "
-	    "%llu bytes sent", peer->text, why, s->nretr, s->ndele,
+	    "%llu bytes sent", s->peer->text, why, s->nretr, s->ndele,
 	    (unsigned long long)s->out.total);
 	tls_end(&s->io);
 	session_free(s);
+}
+
+void
+session_run(int rfd, int wfd, const struct session_cfg *cfg,
+    const struct peer *peer)
+{
+	struct session *s;
+	const char *why;
+
+	if ((s = session_new(rfd, wfd, cfg, peer)) == NULL)
+		return;
+	if (cfg->users != NULL && cfg->login_timeout > 0)
+		s->login_by = proto_now_ms() + cfg->login_timeout * 1000LL;
+	if (cfg->tls_wrap) {
+		char err[256];
+
+		if (tls_accept(cfg->tls, &s->io, TLS_HANDSHAKE_TIMEOUT * 1000,
+		    err, sizeof(err)) < 0) {
+			log_info("session %s: %s", peer->text, err);
+			free(s);
+			return;
+		}
+		s->tls_on = 1;
+	}
+	log_info("session start: %s%s%s", peer->text, s->tls_on ? " " : "",
+	    s->tls_on ? tls_describe(&s->io) : "");
+
+	writer_printf(&s->out, "+OK pop3d ready\r\n");
+	why = session_loop(s);
+	if (s->handed) {
+		/* The monitor answers the login and logs the end. */
+		if (writer_flush(&s->out) == 0)
+			cfg->hand_over(cfg, &s->io, &s->in, s->tls_on,
+			    s->out.total);
+		tls_end(&s->io);
+		session_free(s);
+		return;
+	}
+	session_end(s, why);
+}
+
+void
+session_resume(int rfd, int wfd, const struct session_cfg *cfg,
+    const struct peer *peer, const struct session_grant *g)
+{
+	struct session *s;
+	const char *why = "cannot open the maildrop";
+
+	if ((s = session_new(rfd, wfd, cfg, peer)) == NULL)
+		return;
+	snprintf(s->user, sizeof(s->user), "%s", g->user);
+	snprintf(s->maildrop, sizeof(s->maildrop), "%s", g->maildrop);
+	s->tls_on = g->tls_on;
+	s->out.total = g->sent;
+	s->store = g->store;
+	reader_push(&s->in, g->buf, g->nbuf);
+	if (logged_in(s, s->user) == 0)
+		why = NULL;
+	status_out(s);
+	/* A login that fails here is not tried again in this process:
+	 * the -ERR closes the session (RFC 1939 allows it). */
+	if (why == NULL)
+		why = session_loop(s);
+	session_end(s, why);
 }

@@ -8,11 +8,16 @@
 
 #include <sys/socket.h>
 
+#include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 
 #include "store.h"
 
+struct peer;
+struct pio;
 struct proxy_nets;
+struct reader;
 struct tls_ctx;
 struct source_table;
 
@@ -36,6 +41,24 @@ struct session_cfg {
 						 * sandbox; NULL: none */
 	/* Set by a signal handler: end the session at the next wait. */
 	volatile sig_atomic_t	*stop;
+	/*
+	 * Set in a login process (login.c) only: check a name and password
+	 * through the monitor (an enum auth_result, the password wiped; with
+	 * AUTH_OK, refused is the -ERR text when the user's maildrop cannot
+	 * be opened, "" when it is open; -1: no monitor), and hand a
+	 * logged-in session over to it (with TLS, relaying the
+	 * connection until the session ends).  NULL: auth_login() here,
+	 * and the session goes on here.
+	 */
+	int	(*check)(const struct session_cfg *, const struct peer *,
+		    const char *name, char *password, uint64_t since_ns,
+		    char *refused, size_t len);
+	void	(*hand_over)(const struct session_cfg *, struct pio *io,
+		    struct reader *in, int tls_on, uint64_t sent);
+	int			 link;		/* their socket */
+	/* Descriptors a login process must not keep (the listener's
+	 * sockets, its report pipe); -1 ends the list. */
+	const int		*close_fds;
 };
 
 /*
@@ -84,5 +107,34 @@ int	session_confine(const struct session_cfg *cfg);
  */
 void	session_run(int rfd, int wfd, const struct session_cfg *cfg,
 	    const struct peer *peer);
+
+/* A login checked by the monitor of a login process (login.c). */
+struct session_grant {
+	char		 user[65];
+	char		 maildrop[PATH_MAX];	/* the users file's; "": the
+						 * user's folder in MAILDROP */
+	struct store	*store;		/* opened by session_open() */
+	int		 tls_on;	/* the client talks TLS to the login
+					 * process, which relays */
+	uint64_t	 sent;		/* bytes the login process sent */
+	const char	*buf;		/* input read, not served yet */
+	size_t		 nbuf;		/* at most RBUF_SIZE */
+};
+
+/*
+ * The monitor, after a right password: open the maildrop of user (the
+ * users file's path maildrop, or "").  NULL with *why the -ERR text.
+ */
+struct store *session_open(const struct session_cfg *cfg, const char *user,
+	    const char *maildrop, const char **why);
+
+/*
+ * Go on with a session whose login g the monitor checked and whose
+ * maildrop it opened: confine to it, answer the login command, then
+ * serve the TRANSACTION state on rfd/wfd (the connection, or the login
+ * process's relay).  Takes g->store.
+ */
+void	session_resume(int rfd, int wfd, const struct session_cfg *cfg,
+	    const struct peer *peer, const struct session_grant *g);
 
 #endif

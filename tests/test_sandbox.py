@@ -274,36 +274,140 @@ def area():
     a.cleanup()
 
 
+def holders(inode):
+    """PIDs of every process holding socket inode (not the test)."""
+    target = "socket:[%s]" % inode
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            for fd in os.listdir("/proc/%s/fd" % d):
+                if os.readlink("/proc/%s/fd/%s" % (d, fd)) == target:
+                    out.append(int(d))
+                    break
+        except OSError:
+            continue
+    return out
+
+
+def login_pair(server, conn):
+    """(monitor, login process) holding conn's socket before its login:
+    the login process is the monitor's child."""
+    found = {}
+
+    def look():
+        inode = socket_inode(server.port, conn.sock.getsockname()[1])
+        pids = holders(inode) if inode else []
+        kids = [p for p in pids if int(status(p)["PPid"]) in pids]
+        if len(pids) == 2 and len(kids) == 1:
+            found["pair"] = (int(status(kids[0])["PPid"]), kids[0])
+        return "pair" in found
+    assert wait_for(look), "no monitor and login process hold the socket"
+    return found["pair"]
+
+
+def gone(pid):
+    return (not os.path.exists("/proc/%d" % pid) or
+            status(pid).get("State", "").startswith("Z"))
+
+
+NR_RENAMEAT, NR_UNLINKAT = 264, 263
+O_CREAT = 0o100
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
 def test_users_before_and_after_login(server, area):
     s = server(area.base, "--users", area.users, "--user", "nobody")
     c = Conn(s.port)
-    pid = session_pid(s, c)
-    assert_confined(pid)
+    monitor, login = login_pair(s, c)
     alice1 = os.path.join(area.base, "alice", "01.eml")
     bob1 = os.path.join(area.base, "bob", "01.eml")
-    # Before the login: the users file only, and no writes even where
-    # the user pop3d runs as may write (the messages belong to nobody).
-    assert open_file(pid, area.users) >= 0
-    assert open_file(pid, outside_file()) == -EACCES
-    assert open_file(pid, area.root) == -EACCES
-    assert open_file(pid, alice1, O_WRONLY) == -EACCES
-    assert open_file(pid, area.users, O_WRONLY) == -EACCES
+    # Before the login, the process that parses the client (TLS, commands)
+    # reaches no file at all, not even the users file, and cannot write.
+    assert_confined(login)
+    for path in (area.users, alice1, bob1, area.base, area.root,
+                 outside_file()):
+        assert open_file(login, path) == -EACCES, path
+    assert open_file(login, os.path.join(area.root, "new"),
+                     O_WRONLY | O_CREAT) == -EACCES
+    # (The monitor may remove mail before a login; this process not.)
+    assert inject(login, NR_UNLINKAT, AT_FDCWD, alice1, 0) == -EACCES
+    assert inject(login, NR_RENAMEAT, AT_FDCWD, alice1, AT_FDCWD,
+                  alice1 + ".x") == -EACCES
+    assert sorted(os.listdir(area.root)) == ["drops", "users"]
+    assert os.path.exists(alice1)
+    # Its monitor checks passwords: the users file, and the maildrops a
+    # login can lead to; nothing outside, no writes.
+    assert_confined(monitor)
+    assert open_file(monitor, area.users) >= 0
+    assert open_file(monitor, outside_file()) == -EACCES
+    assert open_file(monitor, alice1, O_WRONLY) == -EACCES
     assert c.cmd("USER alice").startswith(b"+OK")
     assert c.cmd("PASS alice-pw").startswith(b"+OK maildrop has 2 ")
-    # After it: this user's mail only.
-    assert open_file(pid, alice1) >= 0
-    assert open_file(pid, bob1) == -EACCES
-    assert open_file(pid, area.users) == -EACCES
+    # After it, a plain session is the monitor's alone, confined to this
+    # user's mail; the login process has ended.
+    assert wait_for(lambda: gone(login))
+    inode = socket_inode(s.port, c.sock.getsockname()[1])
+    assert holders(inode) == [monitor]
+    assert open_file(monitor, alice1) >= 0
+    assert open_file(monitor, bob1) == -EACCES
+    assert open_file(monitor, area.users) == -EACCES
     assert c.cmd("RETR 1").startswith(b"+OK")
     c.body()
     assert c.cmd("DELE 2").startswith(b"+OK")
     assert c.cmd("QUIT").startswith(b"+OK")
     assert os.listdir(os.path.join(area.base, "alice")) == ["01.eml"]
     # That worker can reach alice's mail only: it is not reused.
-    assert wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
-             status(pid).get("State", "").startswith("Z"))
+    assert wait_for(lambda: gone(monitor))
     d = Conn(s.port)
     assert d.cmd("USER bob").startswith(b"+OK")
     assert d.cmd("PASS bob-pw").startswith(b"+OK maildrop has 1 ")
-    assert session_pid(s, d) != pid
+    assert session_pid(s, d) not in (monitor, login)
+
+
+@pytest.fixture(scope="module")
+def certs():
+    from auth_util import make_certs
+    d = tempfile.mkdtemp(prefix="pop3d-certs-", dir="/var/tmp")
+    os.chmod(d, 0o755)
+    try:
+        yield make_certs(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
+def test_users_tls_session_relayed(server, area, certs):
+    """With TLS the login process keeps the TLS state and relays: it
+    still reaches no file after the login, the monitor serves alice's
+    mail only, and a large message arrives byte for byte."""
+    big = b"".join(b"%s line %d of a long message\r\n" %
+                   (b"." if i % 7 == 0 else b"", i) for i in range(60000))
+    big = b"Subject: big\r\n\r\n" + big
+    path = os.path.join(area.base, "alice", "03.eml")
+    with open(path, "wb") as f:
+        f.write(big)
+    area.own(path)
+    s = server(area.base, "--users", area.users, "--user", "nobody",
+               "--tls-cert", certs["cert"], "--tls-key", certs["key"])
+    c = Conn(s.port)
+    monitor, login = login_pair(s, c)
+    c.starttls(certs["ca"])
+    assert c.cmd("USER alice").startswith(b"+OK")
+    assert c.cmd("PASS alice-pw").startswith(b"+OK maildrop has 3 ")
+    assert not gone(login)
+    assert_confined(login)
+    assert open_file(login, path) == -EACCES
+    assert open_file(login, area.users) == -EACCES
+    assert open_file(monitor, path) >= 0
+    assert open_file(monitor, os.path.join(area.base, "bob",
+                                           "01.eml")) == -EACCES
+    sizes = c.scan_list()
+    n = max(sizes, key=sizes.get)
+    st, body = c.multi_raw("RETR %d" % n)
+    assert st.startswith(b"+OK"), st
+    assert body == big
+    assert c.cmd("QUIT").startswith(b"+OK")
+    assert c.closed()
+    assert wait_for(lambda: gone(login) and gone(monitor))

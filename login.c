@@ -1,0 +1,498 @@
+/*
+ * login.c: the login process and its monitor (see login.h).
+ *
+ * The two talk over a socketpair in fixed-size messages: the login
+ * process sends an ask (name, password, when the command came) and gets
+ * an answer (an enum auth_result); after AUTH_OK it sends the hand-over
+ * (TLS or not, bytes sent, input read but not served) and, with TLS,
+ * the same socket then carries the session's plaintext both ways.  The
+ * monitor trusts nothing in a message beyond its bounds: a login process
+ * taken over by a client can only ask for password checks, at the pace
+ * the failure delay and the penalties allow.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "log.h"
+#include "login.h"
+#include "params.h"
+#include "proto.h"
+#include "sandbox.h"
+#include "session.h"
+#include "store.h"
+
+#define LINK_ASK	0x41534b31	/* "ASK1" */
+#define LINK_HAND	0x48414e31	/* "HAN1" */
+
+struct link_ask {
+	uint32_t	type;
+	uint32_t	pad;
+	uint64_t	since_ns;
+	char		name[65];
+	char		password[SASL_LINE_MAX + 1];
+};
+
+struct link_answer {
+	uint32_t	result;		/* enum auth_result */
+	char		refused[128];	/* AUTH_OK: why the maildrop cannot
+					 * be opened; "": it is open */
+};
+
+struct link_hand {
+	uint32_t	type;
+	uint32_t	tls_on;
+	uint64_t	sent;
+	uint32_t	nbuf;
+	char		buf[RBUF_SIZE];
+};
+
+/* The relay's buffers: the client's commands are short, replies long. */
+#define RELAY_UP	RBUF_SIZE
+#define RELAY_DOWN	WBUF_SIZE
+
+/*
+ * The monitor's wait for the login process: a hand-over is due within
+ * this of the answer, and the whole login phase cannot take longer than
+ * the login process's own limits allow (login timeout, two handshakes,
+ * the penalties of its failed logins, a slow last write) plus this.
+ */
+#define HAND_OVER_MS	10000
+#define MONITOR_SLACK_S	30
+
+/* Write all of p on a blocking or non-blocking socket. */
+static int
+link_write(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+	while (n > 0) {
+		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+
+		if (w > 0) {
+			c += w;
+			n -= w;
+		} else if (w < 0 && errno == EAGAIN) {
+			(void)poll(&pfd, 1, 1000);
+		} else if (w < 0 && errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* The login process: read all of n bytes (blocking).  0, or -1. */
+static int
+link_read(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t r = read(fd, c, n);
+
+		if (r > 0) {
+			c += r;
+			n -= r;
+		} else if (r == 0 || errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- the login process ---- */
+
+/* cfg->check: the monitor checks, this process waits for its answer. */
+static int
+ask(const struct session_cfg *cfg, const struct peer *peer, const char *name,
+    char *password, uint64_t since_ns, char *refused, size_t len)
+{
+	static struct link_ask a;
+	struct link_answer ans;
+	size_t nl = strlen(name), pl = strlen(password);
+	int r = -1;
+
+	(void)peer;
+	memset(&a, 0, sizeof(a));
+	a.type = LINK_ASK;
+	a.since_ns = since_ns;
+	/* A name or password too long to be right still costs a check. */
+	if (nl < sizeof(a.name) && pl < sizeof(a.password)) {
+		memcpy(a.name, name, nl);
+		memcpy(a.password, password, pl);
+	}
+	explicit_bzero(password, pl);
+	if (link_write(cfg->link, &a, sizeof(a)) == 0 &&
+	    link_read(cfg->link, &ans, sizeof(ans)) == 0) {
+		r = (int)ans.result;
+		ans.refused[sizeof(ans.refused) - 1] = '\0';
+		snprintf(refused, len, "%s", ans.refused);
+	}
+	explicit_bzero(&a, sizeof(a));
+	return r;
+}
+
+/*
+ * Relay between the client (c, TLS) and the monitor (fd) until the
+ * monitor ends the session.  A client that stops reading a reply is
+ * dropped after the idle timeout, as the monitor's own writes would be.
+ */
+static void
+relay(struct pio *c, int fd, int timeout_ms)
+{
+	static char up[RELAY_UP], down[RELAY_DOWN];
+	size_t ulen = 0, uoff = 0, dlen = 0, doff = 0;
+	int ceof = 0, peof = 0, shut = 0;
+	short rwant = POLLIN, wwant = POLLOUT;
+	long long since = 0;	/* when the client last took bytes */
+
+	for (;;) {
+		struct pollfd pfd[4];
+		ssize_t n;
+		int moved = 0, np = 0, wait = -1;
+
+		if (ulen == 0 && !ceof) {
+			n = c->read(c, up, sizeof(up));
+			if (n > 0) {
+				ulen = n;
+				uoff = 0;
+				moved = 1;
+			} else if (n == 0) {
+				ceof = moved = 1;
+			} else if (errno == EAGAIN) {
+				rwant = c->want != 0 ? c->want : POLLIN;
+				c->want = 0;
+			} else if (errno != EINTR)
+				break;
+		}
+		if (ulen > 0) {
+			n = send(fd, up + uoff, ulen, MSG_NOSIGNAL);
+			if (n > 0) {
+				uoff += n;
+				ulen -= n;
+				moved = 1;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR)
+				break;
+		}
+		if (ceof && ulen == 0 && !shut) {
+			/* The monitor sees the client's end of input. */
+			shutdown(fd, SHUT_WR);
+			shut = 1;
+		}
+		if (dlen == 0 && !peof) {
+			n = read(fd, down, sizeof(down));
+			if (n > 0) {
+				dlen = n;
+				doff = 0;
+				since = proto_now_ms();
+				moved = 1;
+			} else if (n == 0) {
+				peof = moved = 1;
+			} else if (errno != EAGAIN && errno != EINTR)
+				break;
+		}
+		if (dlen > 0) {
+			n = c->write(c, down + doff, dlen);
+			if (n > 0) {
+				doff += n;
+				dlen -= n;
+				since = proto_now_ms();
+				moved = 1;
+			} else if (n < 0 && errno == EAGAIN) {
+				wwant = c->want != 0 ? c->want : POLLOUT;
+				c->want = 0;
+			} else if (n == 0 || errno != EINTR)
+				break;
+		}
+		if (peof && dlen == 0)
+			break;		/* the session is over */
+		if (moved)
+			continue;
+		if (ulen == 0 && !ceof) {
+			pfd[np].fd = rwant == POLLOUT ? c->wfd : c->rfd;
+			pfd[np++].events = rwant;
+		}
+		if (ulen > 0) {
+			pfd[np].fd = fd;
+			pfd[np++].events = POLLOUT;
+		}
+		if (dlen == 0 && !peof) {
+			pfd[np].fd = fd;
+			pfd[np++].events = POLLIN;
+		}
+		if (dlen > 0) {
+			pfd[np].fd = wwant == POLLIN ? c->rfd : c->wfd;
+			pfd[np++].events = wwant;
+			if (timeout_ms >= 0) {
+				long long left = since + timeout_ms -
+				    proto_now_ms();
+
+				if (left <= 0) {
+					log_warnx("relay: write timeout");
+					break;
+				}
+				wait = (int)left;
+			}
+		}
+		if (np == 0)
+			break;
+		/* Signals stay as they are: the monitor ends the session
+		 * at a shutdown, and then this relay with it. */
+		if (poll(pfd, np, wait) < 0 && errno != EINTR)
+			break;
+	}
+}
+
+/* cfg->hand_over: tell the monitor what it needs to go on; with TLS,
+ * relay until the session ends. */
+static void
+hand_over(const struct session_cfg *cfg, struct pio *io, struct reader *in,
+    int tls_on, uint64_t sent)
+{
+	static struct link_hand h;
+	size_t n = in->end - in->start;
+
+	memset(&h, 0, sizeof(h));
+	h.type = LINK_HAND;
+	h.tls_on = tls_on;
+	h.sent = sent;
+	h.nbuf = n <= sizeof(h.buf) ? n : sizeof(h.buf);
+	memcpy(h.buf, in->buf + in->start, h.nbuf);
+	if (link_write(cfg->link, &h, sizeof(h)) < 0)
+		return;
+	if (!tls_on)
+		return;		/* the monitor ends this process */
+	fcntl(cfg->link, F_SETFL, fcntl(cfg->link, F_GETFL) | O_NONBLOCK);
+	relay(io, cfg->link, cfg->timeout > 0 ? cfg->timeout * 1000 : -1);
+}
+
+static void __attribute__((noreturn))
+login_process(int rfd, int wfd, const struct session_cfg *cfg,
+    const struct peer *peer, int link)
+{
+	struct session_cfg lcfg = *cfg;
+	const int *fd;
+
+	/* Nothing of the listener's (a login process taken over must not
+	 * accept other clients' connections), nor the index folder. */
+	for (fd = cfg->close_fds; fd != NULL && *fd >= 0; fd++)
+		close(*fd);
+	if (cfg->store.index_fd >= 0)
+		close(cfg->store.index_fd);
+	lcfg.store.index_fd = -1;
+	lcfg.index_path = NULL;
+	if (sandbox_login_process(cfg->sandbox) < 0) {
+		log_warnx("session %s: not served unconfined", peer->text);
+		_exit(EX_OSERR);
+	}
+	lcfg.check = ask;
+	lcfg.hand_over = hand_over;
+	lcfg.link = link;
+	session_run(rfd, wfd, &lcfg, peer);
+	_exit(0);
+}
+
+/* ---- the monitor ---- */
+
+struct monitor {
+	const struct session_cfg *cfg;
+	pid_t		 pid;		/* the login process */
+	int		 fd;		/* its socket, non-blocking */
+	int		 stopped;	/* told it to stop */
+	sigset_t	 waitmask;	/* signals let in while waiting */
+};
+
+/*
+ * Read all of n bytes from the login process by deadline (ms).  1 read,
+ * 0 it closed (the session ended there), -1 error or timeout.  A
+ * shutdown of the server is passed on to it once.
+ */
+static int
+mon_read(struct monitor *m, void *p, size_t n, long long deadline)
+{
+	char *c = p;
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
+		struct timespec ts;
+		long long left;
+		ssize_t r = read(m->fd, c + got, n - got);
+
+		if (r > 0) {
+			got += r;
+			continue;
+		}
+		if (r == 0)
+			return got == 0 ? 0 : -1;
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+		if ((left = deadline - proto_now_ms()) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = (left % 1000) * 1000000;
+		if (ppoll(&pfd, 1, &ts, &m->waitmask) < 0 && errno == EINTR &&
+		    m->cfg->stop != NULL && *m->cfg->stop && !m->stopped) {
+			kill(m->pid, SIGTERM);
+			m->stopped = 1;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Answer the login process's asks until a login is right (0, with g and
+ * h filled in), or the login phase ends there (1), or it broke the
+ * protocol or its time (-1, logged).
+ */
+static int
+monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
+    struct link_hand *h)
+{
+	static struct link_ask a;
+	const struct session_cfg *cfg = m->cfg;
+	long long deadline;
+	int r;
+
+	deadline = proto_now_ms() + 1000LL * ((cfg->login_timeout > 0 ?
+	    cfg->login_timeout : cfg->timeout) + 2 * TLS_HANDSHAKE_TIMEOUT +
+	    AUTH_MAX_FAILURES * LOGIN_PENALTY_MAX + cfg->timeout +
+	    MONITOR_SLACK_S);
+	for (;;) {
+		struct link_answer ans;
+		uint64_t now, since;
+
+		if ((r = mon_read(m, &a, sizeof(a), deadline)) <= 0)
+			break;
+		if (a.type != LINK_ASK) {
+			log_warnx("session %s: login process: bad message",
+			    peer->text);
+			r = -1;
+			break;
+		}
+		a.name[sizeof(a.name) - 1] = '\0';
+		a.password[sizeof(a.password) - 1] = '\0';
+		/* The delay counts from the command, which cannot lie in
+		 * the future nor far in the past. */
+		now = proto_now_ns();
+		since = a.since_ns <= now && now - a.since_ns < 2000000000ULL ?
+		    a.since_ns : now;
+		memset(&ans, 0, sizeof(ans));
+		ans.result = auth_login(cfg, peer, a.name, a.password, since,
+		    g->maildrop, sizeof(g->maildrop));
+		if (ans.result == AUTH_OK) {
+			const char *why = NULL;
+
+			memcpy(g->user, a.name, sizeof(g->user));
+			/* Opened before the answer: a maildrop that cannot
+			 * be opened leaves the client in AUTHORIZATION. */
+			if ((g->store = session_open(cfg, g->user, g->maildrop,
+			    &why)) == NULL)
+				snprintf(ans.refused, sizeof(ans.refused), "%s",
+				    why);
+		}
+		explicit_bzero(&a, sizeof(a));
+		if (link_write(m->fd, &ans, sizeof(ans)) < 0) {
+			r = -1;
+			break;
+		}
+		if (ans.result != AUTH_OK || g->store == NULL)
+			continue;
+		if ((r = mon_read(m, h, sizeof(*h), proto_now_ms() +
+		    HAND_OVER_MS)) <= 0 || h->type != LINK_HAND ||
+		    h->nbuf > sizeof(h->buf)) {
+			log_warnx("session %s: login process: no hand-over",
+			    peer->text);
+			store_close(g->store);
+			g->store = NULL;
+			return -1;
+		}
+		g->tls_on = h->tls_on != 0;
+		g->sent = h->sent;
+		g->buf = h->buf;
+		g->nbuf = h->nbuf;
+		return 0;
+	}
+	explicit_bzero(&a, sizeof(a));
+	if (g->store != NULL) {
+		store_close(g->store);
+		g->store = NULL;
+	}
+	if (r < 0 && errno == ETIMEDOUT)
+		log_warnx("session %s: login process over its time",
+		    peer->text);
+	return r < 0 ? -1 : 1;
+}
+
+static void
+reap(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+void
+login_session(int rfd, int wfd, const struct session_cfg *cfg,
+    const struct peer *peer)
+{
+	static struct link_hand h;
+	struct session_grant g;
+	struct monitor m;
+	int sp[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		log_warn("session %s: socketpair", peer->text);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.cfg = cfg;
+	m.fd = sp[0];
+	if ((m.pid = fork()) < 0) {
+		log_warn("session %s: fork", peer->text);
+		close(sp[0]);
+		close(sp[1]);
+		return;
+	}
+	if (m.pid == 0) {
+		close(sp[0]);
+		login_process(rfd, wfd, cfg, peer, sp[1]);
+	}
+	close(sp[1]);
+	fcntl(m.fd, F_SETFL, fcntl(m.fd, F_GETFL) | O_NONBLOCK);
+	sigprocmask(SIG_SETMASK, NULL, &m.waitmask);
+	sigdelset(&m.waitmask, SIGTERM);
+	sigdelset(&m.waitmask, SIGINT);
+	memset(&g, 0, sizeof(g));
+	r = monitor(&m, peer, &g, &h);
+	if (r < 0) {
+		kill(m.pid, SIGKILL);
+	} else if (r == 0 && !g.tls_on) {
+		/* Plain: the connection is the monitor's alone from here. */
+		kill(m.pid, SIGKILL);
+		reap(m.pid);
+		m.pid = -1;
+		close(m.fd);
+		m.fd = -1;
+		session_resume(rfd, wfd, cfg, peer, &g);
+	} else if (r == 0) {
+		/* TLS: the login process relays plaintext on the socket. */
+		session_resume(m.fd, m.fd, cfg, peer, &g);
+	}
+	explicit_bzero(&h, sizeof(h));
+	if (m.fd >= 0)
+		close(m.fd);
+	if (m.pid > 0)
+		reap(m.pid);
+}
