@@ -704,7 +704,7 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	p->max = max_sessions;
 	p->fds = fds;
 	p->nfds = nfds;
-	/* One size cache for all workers, mapped before they fork. */
+	/* Each worker keeps its last listing (store.h) between sessions. */
 	pcfg = *cfg;
 	pcfg.store.cache = store_cache_new();
 	p->cfg = &pcfg;

@@ -8,7 +8,6 @@
  * its name is looked up again by its base name, and the identity decides.
  */
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -70,32 +69,14 @@ struct store {
 };
 
 /*
- * The size cache, shared by every worker of a listener: a fixed table in
- * one MAP_SHARED mapping made before the workers fork, so a session is warm
- * whichever worker takes it.  Open addressing on (dev, ino) with a few
- * probes; an entry is valid while size, mtime and ctime match.  Each entry
- * is a seqlock: a writer makes seq odd while it writes, a reader retries
- * nothing and treats a changing or odd seq as a miss, since it is a cache.
- * Pages of the table are touched only as entries are used.
- */
-struct cache_ent {
-	uint64_t	seq;
-	uint64_t	dev, ino, fsize;
-	int64_t		mtime_s, mtime_ns, ctime_s, ctime_ns;
-	uint64_t	size;
-};
-
-#define CACHE_ENTRIES	(1u << 18)	/* 16 MiB of address space */
-#define CACHE_PROBES	8
-
-/*
- * The last listing of a maildrop, kept by each process (the struct
- * store_cache is private after fork, only its table is shared).  It is
- * reused while the directory's mtime and ctime are unchanged and were
- * already in the past when it was taken (a change in the same clock tick
- * would not move them), so a warm session needs no stat per message.
- * Files changed in place do not touch the directory: store_msg_open then
- * finds a changed file, answers -ERR [SYS/TEMP] and drops the snapshot.
+ * The last listing of a maildrop, kept by each process (a listener's
+ * workers each have their own copy after fork).  It is reused while the
+ * directory's mtime and ctime are unchanged and were already in the past
+ * when it was taken (a change in the same clock tick would not move them),
+ * so the next session on the same worker reads neither the folder nor the
+ * index.  Files changed in place do not touch the directory:
+ * store_msg_open then finds a changed file, answers -ERR [SYS/TEMP] and
+ * drops the snapshot.
  */
 struct dirsnap {
 	int		 valid;
@@ -107,9 +88,7 @@ struct dirsnap {
 	size_t		 n;
 };
 
-
 struct store_cache {
-	struct cache_ent *ents;
 	struct dirsnap	  snap;
 };
 
@@ -119,14 +98,7 @@ store_cache_new(void)
 	struct store_cache *c = calloc(1, sizeof(*c));
 
 	if (c == NULL)
-		return NULL;
-	c->ents = mmap(NULL, CACHE_ENTRIES * sizeof(*c->ents),
-	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (c->ents == MAP_FAILED) {
-		log_warn("mmap size cache");
-		free(c);
-		return NULL;
-	}
+		log_warn("calloc");
 	return c;
 }
 
@@ -147,102 +119,13 @@ store_cache_free(struct store_cache *c)
 	if (c == NULL)
 		return;
 	snap_clear(&c->snap);
-	munmap(c->ents, CACHE_ENTRIES * sizeof(*c->ents));
 	free(c);
-}
-
-static size_t
-cache_hash(uint64_t dev, uint64_t ino)
-{
-	uint64_t h = ino * 0x9E3779B97F4A7C15ULL ^ dev;
-
-	return (h ^ (h >> 29)) & (CACHE_ENTRIES - 1);
 }
 
 static int
 ts_eq(struct timespec a, struct timespec b)
 {
 	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-#define LOAD(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define STORE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-
-static int
-cache_get(struct store_cache *c, const struct stat *sb, uint64_t *size)
-{
-	size_t i, k;
-
-	if (c == NULL)
-		return 0;
-	for (k = 0, i = cache_hash(sb->st_dev, sb->st_ino); k < CACHE_PROBES;
-	    k++, i = (i + 1) & (CACHE_ENTRIES - 1)) {
-		struct cache_ent *e = &c->ents[i];
-		uint64_t s1, s2, v;
-		int hit;
-
-		s1 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-		if (s1 == 0)
-			return 0;	/* never used: the key is not further on */
-		if (s1 & 1)
-			continue;
-		hit = LOAD(e->dev) == (uint64_t)sb->st_dev &&
-		    LOAD(e->ino) == (uint64_t)sb->st_ino;
-		if (!hit)
-			continue;
-		hit = LOAD(e->fsize) == (uint64_t)sb->st_size &&
-		    LOAD(e->mtime_s) == sb->st_mtim.tv_sec &&
-		    LOAD(e->mtime_ns) == sb->st_mtim.tv_nsec &&
-		    LOAD(e->ctime_s) == sb->st_ctim.tv_sec &&
-		    LOAD(e->ctime_ns) == sb->st_ctim.tv_nsec;
-		v = LOAD(e->size);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		s2 = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
-		if (s1 != s2 || !hit)
-			return 0;
-		*size = v;
-		return 1;
-	}
-	return 0;
-}
-
-static void
-cache_put(struct store_cache *c, const struct stat *sb, uint64_t size)
-{
-	struct cache_ent *e = NULL;
-	size_t i, k, home;
-	uint64_t s;
-
-	if (c == NULL)
-		return;
-	home = cache_hash(sb->st_dev, sb->st_ino);
-	for (k = 0, i = home; k < CACHE_PROBES;
-	    k++, i = (i + 1) & (CACHE_ENTRIES - 1)) {
-		struct cache_ent *x = &c->ents[i];
-
-		if (LOAD(x->seq) == 0 ||
-		    (LOAD(x->dev) == (uint64_t)sb->st_dev &&
-		    LOAD(x->ino) == (uint64_t)sb->st_ino)) {
-			e = x;
-			break;
-		}
-	}
-	if (e == NULL)
-		e = &c->ents[home];	/* full run: replace the first */
-	s = LOAD(e->seq);
-	if ((s & 1) || !__atomic_compare_exchange_n(&e->seq, &s, s + 1, 0,
-	    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-		return;			/* another writer has it */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	STORE(e->dev, (uint64_t)sb->st_dev);
-	STORE(e->ino, (uint64_t)sb->st_ino);
-	STORE(e->fsize, (uint64_t)sb->st_size);
-	STORE(e->mtime_s, (int64_t)sb->st_mtim.tv_sec);
-	STORE(e->mtime_ns, (int64_t)sb->st_mtim.tv_nsec);
-	STORE(e->ctime_s, (int64_t)sb->st_ctim.tv_sec);
-	STORE(e->ctime_ns, (int64_t)sb->st_ctim.tv_nsec);
-	STORE(e->size, size);
-	__atomic_store_n(&e->seq, s + 2, __ATOMIC_RELEASE);
 }
 
 /*
@@ -451,7 +334,7 @@ scan_entry(struct store *st, int dirfd, enum maildir_sub sub,
 		m->flags = ir->flags;
 	} else if (st->maildir && renamed_size(ix, &sb, de->d_name, m)) {
 		/* size confirmed; flags left 0: sent through the converter */
-	} else if (!cache_get(st->opts.cache, &sb, &m->size)) {
+	} else {
 		enum store_status why;
 		int r;
 
@@ -465,7 +348,6 @@ scan_entry(struct store *st, int dirfd, enum maildir_sub sub,
 			free(m->name);
 			return 0;
 		}
-		cache_put(st->opts.cache, &sb, m->size);
 	}
 	return 1;
 }

@@ -41,9 +41,9 @@ enum store_status {
 	STORE_BROKEN	/* failed after part of a reply was written */
 };
 
-/* Wire sizes remembered across sessions, keyed by file identity, in
- * shared memory: made before forking, it serves every worker, and a warm
- * session then only stats.  May be NULL everywhere. */
+/* The last listing of a maildrop, kept by a process between its sessions
+ * (each listener worker its own): the next session reuses it while the
+ * maildrop directory is unchanged and settled.  May be NULL everywhere. */
 struct store_cache;
 struct store_cache *store_cache_new(void);
 void	store_cache_free(struct store_cache *);

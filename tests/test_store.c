@@ -408,7 +408,7 @@ test_cache(void)
 	st = open_store();
 	store_size(st, 1, &size);
 	store_close(st);
-	ok(size == 12, "cache notices a changed file (%llu)",
+	ok(size == 12, "a changed file is measured again (%llu)",
 	    (unsigned long long)size);
 
 	/* A settled directory: its listing is reused by the next session. */
