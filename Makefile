@@ -30,9 +30,10 @@ WARN = -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes
 ALL_CPPFLAGS = -D_GNU_SOURCE $(CPPFLAGS)
 ALL_CFLAGS = $(WARN) $(CFLAGS)
 
+# libsystemd is not linked: lazylib.c loads it when systemd passes sockets
+# or asks for notifications (a stdio session never does).
 ifeq ($(USE_SYSTEMD),yes)
 SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
-SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null || echo -lsystemd)
 ALL_CPPFLAGS += -DUSE_SYSTEMD $(SYSTEMD_CFLAGS)
 endif
 READLINE_CFLAGS := $(shell $(PKG_CONFIG) --cflags readline 2>/dev/null)
@@ -43,7 +44,7 @@ CRYPT_LIBS := $(shell $(PKG_CONFIG) --libs libxcrypt 2>/dev/null || echo -lcrypt
 SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null || echo -lseccomp)
 ALL_CPPFLAGS += $(SSL_CFLAGS)
 
-POP3D_OBJS = pop3d.o listen.o login.o source.o proxy.o session.o auth.o store.o maildir.o index.o users.o sandbox.o tls.o proto.o log.o
+POP3D_OBJS = pop3d.o listen.o login.o source.o proxy.o session.o auth.o store.o maildir.o index.o users.o sandbox.o tls.o proto.o log.o lazylib.o
 POP3C_OBJS = pop3c.o client.o tls.o proto.o
 TEST_BINS = tests/test_proto tests/test_store tests/test_client tests/test_proxy tests/test_maildir
 
@@ -64,7 +65,7 @@ FUZZ_BINS = $(addprefix $(O)/tests/fuzz/fuzz_,$(FUZZERS))
 all: $(O)/pop3d $(O)/pop3c
 
 $(O)/pop3d: $(addprefix $(O)/,$(POP3D_OBJS))
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS) \
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SSL_LIBS) $(CRYPT_LIBS) \
 	    $(SECCOMP_LIBS)
 
 $(O)/pop3c: $(addprefix $(O)/,$(POP3C_OBJS))
@@ -113,13 +114,13 @@ $(O)/tests/fuzz/fuzz_users: tests/fuzz/fuzz_users.c \
     $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
+		$(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
 
 $(O)/tests/fuzz/fuzz_session: tests/fuzz/fuzz_session.c \
     $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(SYSTEMD_LIBS) $(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
+		$(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
 
 $(O)/tests/fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c \
     $(addprefix $(O)/,$(filter-out pop3c.o,$(POP3C_OBJS)))

@@ -121,6 +121,10 @@
 /* pop3c: a server status line longer than this is cut when shown. */
 #define CLIENT_LINE_MAX		4096
 
+/* A systemd notification formatted by sd_notifyf (lazylib.c): pop3d's
+ * are "STATUS=N sessions" and the like. */
+#define SD_NOTIFY_MAX		256
+
 /* pop3c: history lines kept across runs. */
 #define HISTORY_MAX		1000
 

@@ -230,6 +230,63 @@ def test_accept_yes_nothing_on_the_socket_but_protocol(activators, maildrop):
     c.close()
 
 
+def maps_of(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return f.read()
+
+
+def session_pids(activator_pid):
+    """The pop3d processes the activator forked, one per connection."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            exe = os.readlink("/proc/%s/exe" % d)
+        except OSError:
+            continue
+        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        if ppid == activator_pid and os.path.basename(exe) == "pop3d":
+            pids.append(int(d))
+    return pids
+
+
+def test_stdio_session_does_not_load_libsystemd(activators, maildrop):
+    """A per-connection session (Accept=yes with StandardInput=socket,
+    xinetd) is passed no socket and sends no notification: libsystemd and
+    the libraries it brings are never mapped into it (each such session is
+    an exec, and the loader's time is part of its login)."""
+    port = free_port()
+    proc = start_per_connection(activators, maildrop, port)
+    c = connect(port, proc=proc)
+    assert c.cmd("STAT").startswith(b"+OK")
+    end = time.time() + TIMEOUT
+    while not session_pids(proc.pid) and time.time() < end:
+        time.sleep(0.05)
+    pids = session_pids(proc.pid)
+    assert len(pids) == 1, pids
+    maps = maps_of(pids[0])
+    assert "libc.so" in maps or "libc-" in maps, maps
+    assert "libsystemd" not in maps, maps
+    assert c.cmd("QUIT").startswith(b"+OK")
+    c.close()
+
+
+def test_listener_loads_libsystemd_when_passed_sockets(activators, maildrop,
+                                                        notify):
+    """Accept=no: systemd's sockets and notifications need libsystemd,
+    loaded at the start (before any session or confinement)."""
+    port = free_port()
+    proc = start_listener(activators, maildrop, notify, port)
+    c = connect(port, proc=proc)
+    notify.wait_for(lambda m: m == "READY=1")
+    assert "libsystemd.so" in maps_of(proc.pid)
+    assert c.cmd("QUIT").startswith(b"+OK")
+    c.close()
+
+
 # --- xinetd ------------------------------------------------------------------
 
 @pytest.fixture
