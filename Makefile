@@ -30,8 +30,9 @@ WARN = -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes
 ALL_CPPFLAGS = -D_GNU_SOURCE $(CPPFLAGS)
 ALL_CFLAGS = $(WARN) $(CFLAGS)
 
-# libsystemd is not linked: lazylib.c loads it when systemd passes sockets
-# or asks for notifications (a stdio session never does).
+# pop3d links neither libsystemd nor OpenSSL: lazylib.c loads them when
+# used (systemd's sockets or notifications; a certificate), so a stdio
+# session's exec maps neither.
 ifeq ($(USE_SYSTEMD),yes)
 SYSTEMD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
 ALL_CPPFLAGS += -DUSE_SYSTEMD $(SYSTEMD_CFLAGS)
@@ -65,7 +66,7 @@ FUZZ_BINS = $(addprefix $(O)/tests/fuzz/fuzz_,$(FUZZERS))
 all: $(O)/pop3d $(O)/pop3c
 
 $(O)/pop3d: $(addprefix $(O)/,$(POP3D_OBJS))
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(SSL_LIBS) $(CRYPT_LIBS) \
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CRYPT_LIBS) \
 	    $(SECCOMP_LIBS)
 
 $(O)/pop3c: $(addprefix $(O)/,$(POP3C_OBJS))
@@ -114,13 +115,13 @@ $(O)/tests/fuzz/fuzz_users: tests/fuzz/fuzz_users.c \
     $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
+		$(CRYPT_LIBS) $(SECCOMP_LIBS)
 
 $(O)/tests/fuzz/fuzz_session: tests/fuzz/fuzz_session.c \
     $(addprefix $(O)/,$(filter-out pop3d.o,$(POP3D_OBJS)))
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) -I. $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(SSL_LIBS) $(CRYPT_LIBS) $(SECCOMP_LIBS)
+		$(CRYPT_LIBS) $(SECCOMP_LIBS)
 
 $(O)/tests/fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c \
     $(addprefix $(O)/,$(filter-out pop3c.o,$(POP3C_OBJS)))

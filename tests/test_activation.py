@@ -255,9 +255,10 @@ def session_pids(activator_pid):
 
 def test_stdio_session_does_not_load_libsystemd(activators, maildrop):
     """A per-connection session (Accept=yes with StandardInput=socket,
-    xinetd) is passed no socket and sends no notification: libsystemd and
-    the libraries it brings are never mapped into it (each such session is
-    an exec, and the loader's time is part of its login)."""
+    xinetd) is passed no socket, sends no notification and has no TLS:
+    libsystemd (and the libraries it brings) and OpenSSL are never mapped
+    into it (each such session is an exec, and the loader's time is part
+    of its login)."""
     port = free_port()
     proc = start_per_connection(activators, maildrop, port)
     c = connect(port, proc=proc)
@@ -270,6 +271,7 @@ def test_stdio_session_does_not_load_libsystemd(activators, maildrop):
     maps = maps_of(pids[0])
     assert "libc.so" in maps or "libc-" in maps, maps
     assert "libsystemd" not in maps, maps
+    assert "libssl" not in maps and "libcrypto" not in maps, maps
     assert c.cmd("QUIT").startswith(b"+OK")
     c.close()
 
