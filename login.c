@@ -10,6 +10,7 @@
  * taken over by a client can only ask for password checks, at the pace
  * the failure delay and the penalties allow.
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -31,6 +32,7 @@
 #include "proto.h"
 #include "sandbox.h"
 #include "session.h"
+#include "source.h"
 #include "store.h"
 
 #define LINK_ASK	0x41534b31	/* "ASK1" */
@@ -38,8 +40,6 @@
 
 struct link_ask {
 	uint32_t	type;
-	uint32_t	pad;
-	uint64_t	since_ns;
 	char		name[65];
 	char		password[SASL_LINE_MAX + 1];
 };
@@ -71,12 +71,11 @@ struct link_hand {
 #define HAND_OVER_MS	10000
 #define MONITOR_SLACK_S	30
 
-/* Write all of p on a blocking or non-blocking socket. */
+/* The login process: write all of p (blocking).  0, or -1. */
 static int
 link_write(int fd, const void *p, size_t n)
 {
 	const char *c = p;
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 
 	while (n > 0) {
 		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
@@ -84,9 +83,7 @@ link_write(int fd, const void *p, size_t n)
 		if (w > 0) {
 			c += w;
 			n -= w;
-		} else if (w < 0 && errno == EAGAIN) {
-			(void)poll(&pfd, 1, 1000);
-		} else if (w < 0 && errno != EINTR)
+		} else if (w == 0 || errno != EINTR)
 			return -1;
 	}
 	return 0;
@@ -124,8 +121,8 @@ ask(const struct session_cfg *cfg, const struct peer *peer, const char *name,
 
 	(void)peer;
 	memset(&a, 0, sizeof(a));
+	(void)since_ns;		/* the monitor's clock counts */
 	a.type = LINK_ASK;
-	a.since_ns = since_ns;
 	/* A name or password too long to be right still costs a check. */
 	if (nl < sizeof(a.name) && pl < sizeof(a.password)) {
 		memcpy(a.name, name, nl);
@@ -278,17 +275,27 @@ hand_over(const struct session_cfg *cfg, struct pio *io, struct reader *in,
 
 static void __attribute__((noreturn))
 login_process(int rfd, int wfd, const struct session_cfg *cfg,
-    const struct peer *peer, int link)
+    const struct peer *peer, int link, pid_t monitor)
 {
 	struct session_cfg lcfg = *cfg;
 	const int *fd;
 
+	/* It never outlives its monitor (a shutdown that has to kill the
+	 * monitor ends this one too). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != monitor)
+		_exit(EX_OSERR);
 	/* Nothing of the listener's (a login process taken over must not
-	 * accept other clients' connections), nor the index folder. */
+	 * accept other clients' connections), nor the index folder, nor
+	 * the memory all workers share (the per-source table, the size
+	 * cache). */
 	for (fd = cfg->close_fds; fd != NULL && *fd >= 0; fd++)
 		close(*fd);
 	if (cfg->store.index_fd >= 0)
 		close(cfg->store.index_fd);
+	source_forget(cfg->sources);
+	store_cache_free(cfg->store.cache);
+	lcfg.sources = NULL;
+	lcfg.store.cache = NULL;
 	lcfg.store.index_fd = -1;
 	lcfg.index_path = NULL;
 	if (sandbox_login_process(cfg->sandbox) < 0) {
@@ -313,9 +320,34 @@ struct monitor {
 };
 
 /*
+ * Wait until the socket is ready for events, or the deadline (ms) passed
+ * (-1, ETIMEDOUT).  A shutdown of the server is passed on to the login
+ * process once; the monitor then waits for it to end.
+ */
+static int
+mon_wait(struct monitor *m, short events, long long deadline)
+{
+	struct pollfd pfd = { .fd = m->fd, .events = events };
+	struct timespec ts;
+	long long left;
+
+	if ((left = deadline - proto_now_ms()) <= 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	ts.tv_sec = left / 1000;
+	ts.tv_nsec = (left % 1000) * 1000000;
+	if (ppoll(&pfd, 1, &ts, &m->waitmask) < 0 && errno == EINTR &&
+	    m->cfg->stop != NULL && *m->cfg->stop && !m->stopped) {
+		kill(m->pid, SIGTERM);
+		m->stopped = 1;
+	}
+	return 0;
+}
+
+/*
  * Read all of n bytes from the login process by deadline (ms).  1 read,
- * 0 it closed (the session ended there), -1 error or timeout.  A
- * shutdown of the server is passed on to it once.
+ * 0 it closed (the session ended there), -1 error or timeout.
  */
 static int
 mon_read(struct monitor *m, void *p, size_t n, long long deadline)
@@ -324,32 +356,38 @@ mon_read(struct monitor *m, void *p, size_t n, long long deadline)
 	size_t got = 0;
 
 	while (got < n) {
-		struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
-		struct timespec ts;
-		long long left;
-		ssize_t r = read(m->fd, c + got, n - got);
+		ssize_t r;
 
-		if (r > 0) {
+		if (mon_wait(m, POLLIN, deadline) < 0)
+			return -1;
+		if ((r = read(m->fd, c + got, n - got)) > 0)
 			got += r;
-			continue;
-		}
-		if (r == 0)
+		else if (r == 0)
 			return got == 0 ? 0 : -1;
-		if (errno != EAGAIN && errno != EINTR)
+		else if (errno != EAGAIN && errno != EINTR)
 			return -1;
-		if ((left = deadline - proto_now_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		ts.tv_sec = left / 1000;
-		ts.tv_nsec = (left % 1000) * 1000000;
-		if (ppoll(&pfd, 1, &ts, &m->waitmask) < 0 && errno == EINTR &&
-		    m->cfg->stop != NULL && *m->cfg->stop && !m->stopped) {
-			kill(m->pid, SIGTERM);
-			m->stopped = 1;
-		}
 	}
 	return 1;
+}
+
+/* Write all of n bytes to the login process by deadline.  0, or -1. */
+static int
+mon_write(struct monitor *m, const void *p, size_t n, long long deadline)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w;
+
+		if (mon_wait(m, POLLOUT, deadline) < 0)
+			return -1;
+		if ((w = send(m->fd, c, n, MSG_NOSIGNAL)) > 0) {
+			c += w;
+			n -= w;
+		} else if (w == 0 || (errno != EAGAIN && errno != EINTR))
+			return -1;
+	}
+	return 0;
 }
 
 /*
@@ -364,7 +402,7 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 	static struct link_ask a;
 	const struct session_cfg *cfg = m->cfg;
 	long long deadline;
-	int r;
+	int r, failures = 0;
 
 	deadline = proto_now_ms() + 1000LL * ((cfg->login_timeout > 0 ?
 	    cfg->login_timeout : cfg->timeout) + 2 * TLS_HANDSHAKE_TIMEOUT +
@@ -372,26 +410,26 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 	    MONITOR_SLACK_S);
 	for (;;) {
 		struct link_answer ans;
-		uint64_t now, since;
 
 		if ((r = mon_read(m, &a, sizeof(a), deadline)) <= 0)
 			break;
-		if (a.type != LINK_ASK) {
-			log_warnx("session %s: login process: bad message",
-			    peer->text);
+		/* After AUTH_MAX_FAILURES the login process hangs up: one
+		 * that asks again is not the code it started as. */
+		if (a.type != LINK_ASK || failures >= AUTH_MAX_FAILURES) {
+			log_warnx("session %s: login process: %s", peer->text,
+			    a.type != LINK_ASK ? "bad message" :
+			    "asked after too many failed logins");
 			r = -1;
 			break;
 		}
 		a.name[sizeof(a.name) - 1] = '\0';
 		a.password[sizeof(a.password) - 1] = '\0';
-		/* The delay counts from the command, which cannot lie in
-		 * the future nor far in the past. */
-		now = proto_now_ns();
-		since = a.since_ns <= now && now - a.since_ns < 2000000000ULL ?
-		    a.since_ns : now;
+		/* The failure delay counts from now, on this clock. */
 		memset(&ans, 0, sizeof(ans));
-		ans.result = auth_login(cfg, peer, a.name, a.password, since,
-		    g->maildrop, sizeof(g->maildrop));
+		ans.result = auth_login(cfg, peer, a.name, a.password,
+		    proto_now_ns(), g->maildrop, sizeof(g->maildrop));
+		if (ans.result != AUTH_OK)
+			failures++;
 		if (ans.result == AUTH_OK) {
 			const char *why = NULL;
 
@@ -404,14 +442,17 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 				    why);
 		}
 		explicit_bzero(&a, sizeof(a));
-		if (link_write(m->fd, &ans, sizeof(ans)) < 0) {
+		if (mon_write(m, &ans, sizeof(ans), deadline) < 0) {
 			r = -1;
 			break;
 		}
 		if (ans.result != AUTH_OK || g->store == NULL)
 			continue;
+		/* The login process first flushes what it has for a slow
+		 * client, within the idle timeout. */
 		if ((r = mon_read(m, h, sizeof(*h), proto_now_ms() +
-		    HAND_OVER_MS)) <= 0 || h->type != LINK_HAND ||
+		    cfg->timeout * 1000LL + HAND_OVER_MS)) <= 0 ||
+		    h->type != LINK_HAND ||
 		    h->nbuf > sizeof(h->buf)) {
 			log_warnx("session %s: login process: no hand-over",
 			    peer->text);
@@ -420,6 +461,7 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 			return -1;
 		}
 		g->tls_on = h->tls_on != 0;
+		g->relay = g->tls_on ? m->pid : -1;
 		g->sent = h->sent;
 		g->buf = h->buf;
 		g->nbuf = h->nbuf;
@@ -436,11 +478,35 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 	return r < 0 ? -1 : 1;
 }
 
+/* Kill the login process and wait for it. */
 static void
-reap(pid_t pid)
+end(pid_t pid)
 {
+	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+}
+
+/*
+ * The monitor closed its side of a relayed session: let the login process
+ * hand the last bytes to the client (its own write deadline), then end
+ * it; at a shutdown at once.
+ */
+static void
+end_relay(const struct session_cfg *cfg, pid_t pid)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	long long until = proto_now_ms() + cfg->timeout * 1000LL +
+	    HAND_OVER_MS;
+
+	while (proto_now_ms() < until && !(cfg->stop != NULL && *cfg->stop)) {
+		pid_t r = waitpid(pid, NULL, WNOHANG);
+
+		if (r == pid || (r < 0 && errno != EINTR))
+			return;
+		nanosleep(&tick, NULL);
+	}
+	end(pid);
 }
 
 void
@@ -450,6 +516,7 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 	static struct link_hand h;
 	struct session_grant g;
 	struct monitor m;
+	pid_t self;
 	int sp[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
@@ -459,6 +526,7 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
 	m.fd = sp[0];
+	self = getpid();
 	if ((m.pid = fork()) < 0) {
 		log_warn("session %s: fork", peer->text);
 		close(sp[0]);
@@ -467,7 +535,7 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 	}
 	if (m.pid == 0) {
 		close(sp[0]);
-		login_process(rfd, wfd, cfg, peer, sp[1]);
+		login_process(rfd, wfd, cfg, peer, sp[1], self);
 	}
 	close(sp[1]);
 	fcntl(m.fd, F_SETFL, fcntl(m.fd, F_GETFL) | O_NONBLOCK);
@@ -476,23 +544,21 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 	sigdelset(&m.waitmask, SIGINT);
 	memset(&g, 0, sizeof(g));
 	r = monitor(&m, peer, &g, &h);
-	if (r < 0) {
-		kill(m.pid, SIGKILL);
-	} else if (r == 0 && !g.tls_on) {
-		/* Plain: the connection is the monitor's alone from here. */
-		kill(m.pid, SIGKILL);
-		reap(m.pid);
-		m.pid = -1;
+	if (r != 0) {
+		/* It ended the session (or broke the protocol): it is done
+		 * with the client either way. */
+		end(m.pid);
 		close(m.fd);
-		m.fd = -1;
+	} else if (!g.tls_on) {
+		/* Plain: the connection is the monitor's alone from here. */
+		end(m.pid);
+		close(m.fd);
 		session_resume(rfd, wfd, cfg, peer, &g);
-	} else if (r == 0) {
+	} else {
 		/* TLS: the login process relays plaintext on the socket. */
 		session_resume(m.fd, m.fd, cfg, peer, &g);
+		close(m.fd);
+		end_relay(cfg, m.pid);
 	}
 	explicit_bzero(&h, sizeof(h));
-	if (m.fd >= 0)
-		close(m.fd);
-	if (m.pid > 0)
-		reap(m.pid);
 }

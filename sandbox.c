@@ -94,70 +94,79 @@ struct allow {
 	int		 who;	/* W_* below: who may make the call */
 };
 
-#define W_ALL		0x1	/* every confined process */
-#define W_WORKER	0x2	/* the open mode's listener worker */
-#define W_MONITOR	0x4	/* the process that checks passwords for a
-				 * login process and serves the login */
+#define W_ALL		0x01	/* every confined process */
+#define W_FILES		0x02	/* every one but a login process: paths */
+#define W_WORKER	0x04	/* the open mode's listener worker */
+#define W_MONITOR	0x08	/* a login process's monitor, before login */
+#define W_REAP		0x10	/* a monitor: wait for its login process */
+/* Not a group: W_FILES calls fail with EACCES instead of trapping. */
+#define W_NOFILES	0x20
 
 static const struct allow allow_list[] = {
 	/* The connection and message files: plain fds, OpenSSL's socket BIO
 	 * (recv/send), the reader's and writer's waits, the PROXY header
 	 * (recv with MSG_PEEK), syslog (send on its open socket). */
-	{ "read", -1, 0, 0, W_ALL }, { "pread64", -1, 0, 0, W_ALL }, { "write", -1, 0, 0, W_ALL },
-	{ "writev", -1, 0, 0, W_ALL }, { "recvfrom", -1, 0, 0, W_ALL },
-	{ "sendto", -1, 0, 0, W_ALL }, { "poll", -1, 0, 0, W_ALL }, { "ppoll", -1, 0, 0, W_ALL },
+	{ "read", -1, 0, 0, W_ALL }, { "pread64", -1, 0, 0, W_ALL },
+	{ "write", -1, 0, 0, W_ALL }, { "writev", -1, 0, 0, W_ALL },
+	{ "recvfrom", -1, 0, 0, W_ALL }, { "sendto", -1, 0, 0, W_ALL },
+	{ "poll", -1, 0, 0, W_ALL }, { "ppoll", -1, 0, 0, W_ALL },
 	{ "lseek", -1, 0, 0, W_ALL }, { "close", -1, 0, 0, W_ALL },
-	{ "shutdown", -1, 0, 0, W_ALL },
+	{ "shutdown", -1, 0, 0, W_ALL }, { "fstat", -1, 0, 0, W_ALL },
+	{ "fcntl", -1, 0, 0, W_ALL },
 	/* The maildrop: scan (fstatat, getdents64), open with O_NOFOLLOW,
 	 * the directory lock, DELE/QUIT removal, the directory sync; the
 	 * users file at login (fopen), the listing through a duplicate of
-	 * the directory fd (fdopendir). Landlock decides which paths. */
-	{ "openat", -1, 0, 0, W_ALL }, { "fstat", -1, 0, 0, W_ALL },
-	{ "newfstatat", -1, 0, 0, W_ALL }, { "statx", -1, 0, 0, W_ALL },
-	{ "getdents64", -1, 0, 0, W_ALL }, { "flock", -1, 0, 0, W_ALL },
-	{ "unlinkat", -1, 0, 0, W_ALL }, { "renameat", -1, 0, 0, W_ALL },
-	{ "renameat2", -1, 0, 0, W_ALL }, { "fsync", -1, 0, 0, W_ALL },
-	{ "fcntl", -1, 0, 0, W_ALL }, { "dup", -1, 0, 0, W_ALL },
+	 * the directory fd (fdopendir); RETR of a file already in wire form
+	 * (sendfile). Landlock decides which paths.  A login process gets
+	 * EACCES from these even where Landlock is missing. */
+	{ "openat", -1, 0, 0, W_FILES }, { "newfstatat", -1, 0, 0, W_FILES },
+	{ "statx", -1, 0, 0, W_FILES }, { "getdents64", -1, 0, 0, W_FILES },
+	{ "flock", -1, 0, 0, W_FILES }, { "unlinkat", -1, 0, 0, W_FILES },
+	{ "renameat", -1, 0, 0, W_FILES }, { "renameat2", -1, 0, 0, W_FILES },
+	{ "fsync", -1, 0, 0, W_FILES }, { "dup", -1, 0, 0, W_FILES },
+	{ "sendfile", -1, 0, 0, W_FILES },
 	/* The index folder: a file there is trusted only when it belongs
 	 * to pop3d's user. */
 	{ "geteuid", -1, 0, 0, W_ALL },
 	/* Memory: malloc, OpenSSL and libcrypt's yescrypt (megabytes per
 	 * hash) grow and return memory. */
-	{ "brk", -1, 0, 0, W_ALL }, { "mmap", -1, 0, 0, W_ALL }, { "munmap", -1, 0, 0, W_ALL },
-	{ "mremap", -1, 0, 0, W_ALL }, { "madvise", -1, 0, 0, W_ALL },
-	{ "mprotect", -1, 0, 0, W_ALL },
+	{ "brk", -1, 0, 0, W_ALL }, { "mmap", -1, 0, 0, W_ALL },
+	{ "munmap", -1, 0, 0, W_ALL }, { "mremap", -1, 0, 0, W_ALL },
+	{ "madvise", -1, 0, 0, W_ALL }, { "mprotect", -1, 0, 0, W_ALL },
 	/* Time and waiting: deadlines, the failed-login delay, the
 	 * --exclusive lock wait (when the vDSO is not used). */
-	{ "clock_gettime", -1, 0, 0, W_ALL }, { "gettimeofday", -1, 0, 0, W_ALL },
-	{ "time", -1, 0, 0, W_ALL }, { "nanosleep", -1, 0, 0, W_ALL },
-	{ "clock_nanosleep", -1, 0, 0, W_ALL }, { "restart_syscall", -1, 0, 0, W_ALL },
+	{ "clock_gettime", -1, 0, 0, W_ALL },
+	{ "gettimeofday", -1, 0, 0, W_ALL }, { "time", -1, 0, 0, W_ALL },
+	{ "nanosleep", -1, 0, 0, W_ALL }, { "clock_nanosleep", -1, 0, 0, W_ALL },
+	{ "restart_syscall", -1, 0, 0, W_ALL },
 	/* Signals: SIGTERM let in only inside ppoll, handlers return. */
-	{ "rt_sigprocmask", -1, 0, 0, W_ALL }, { "rt_sigaction", -1, 0, 0, W_ALL },
-	{ "rt_sigreturn", -1, 0, 0, W_ALL }, { "sigaltstack", -1, 0, 0, W_ALL },
+	{ "rt_sigprocmask", -1, 0, 0, W_ALL },
+	{ "rt_sigaction", -1, 0, 0, W_ALL }, { "rt_sigreturn", -1, 0, 0, W_ALL },
+	{ "sigaltstack", -1, 0, 0, W_ALL },
 	/* TLS keys and nonces, hash salts. */
 	{ "getrandom", -1, 0, 0, W_ALL },
 	/* glibc's qsort asks for the machine's memory (sysconf
 	 * _SC_PHYS_PAGES) the first time it sorts a large array: ordering
 	 * a maildrop by arrival or delivery time. */
 	{ "sysinfo", -1, 0, 0, W_ALL },
-	/* RETR of a file already in wire form: file to socket in the kernel. */
-	{ "sendfile", -1, 0, 0, W_ALL },
 	/* The listener worker between sessions: accept, tune the socket,
 	 * name the peer, report idle/busy (write), end; syslog's LOG_PID. */
-	{ "accept4", -1, 0, 0, W_WORKER },
-	{ "setsockopt", -1, 0, 0, W_WORKER },
+	{ "accept4", -1, 0, 0, W_WORKER }, { "setsockopt", -1, 0, 0, W_WORKER },
 	{ "getpeername", -1, 0, 0, W_WORKER },
 	{ "getsockname", -1, 0, 0, W_WORKER },
 	{ "getpid", -1, 0, 0, W_ALL }, { "exit", -1, 0, 0, W_ALL },
 	{ "exit_group", -1, 0, 0, W_ALL },
-	/* With a user database, the monitor: start the login process (fork
-	 * and its control socket), stop it at shutdown or once it handed
-	 * a plain session over, wait for it; the login process adds its own
-	 * filter (without this group) on top. */
+	/* With a user database, the monitor: fork the login process with
+	 * its socket (the child then asks to die with its parent, checks it
+	 * is still there and stacks its own filter), stop it at shutdown
+	 * or once it handed a plain session over.  After the login the
+	 * monitor keeps W_REAP, and kill for that one process only. */
 	{ "clone", -1, 0, 0, W_MONITOR }, { "socketpair", -1, 0, 0, W_MONITOR },
-	{ "kill", -1, 0, 0, W_MONITOR }, { "wait4", -1, 0, 0, W_MONITOR },
-	{ "seccomp", -1, 0, 0, W_MONITOR },
+	{ "kill", -1, 0, 0, W_MONITOR }, { "seccomp", -1, 0, 0, W_MONITOR },
 	{ "set_robust_list", -1, 0, 0, W_MONITOR },	/* fork's child */
+	{ "prctl", 0, PR_SET_PDEATHSIG, 0, W_MONITOR },
+	{ "getppid", -1, 0, 0, W_MONITOR },
+	{ "wait4", -1, 0, 0, W_REAP },
 	/* Locks inside libc and OpenSSL (uncontended: one thread). */
 	{ "futex", -1, 0, 0, W_ALL },
 	/* stdio asks whether stderr is a terminal. */
@@ -364,7 +373,7 @@ fail:
  * allowed there, would set again): this one narrows it.
  */
 static int
-seccomp(int who, int stacked)
+seccomp(int who, int stacked, pid_t child)
 {
 	struct sigaction sa;
 	scmp_filter_ctx ctx;
@@ -389,9 +398,12 @@ seccomp(int who, int stacked)
 		uint32_t act = a->err ? SCMP_ACT_ERRNO(a->err) : SCMP_ACT_ALLOW;
 		int nr = seccomp_syscall_resolve_name(a->name);
 
-		if (nr == __NR_SCMP_ERROR || !(a->who & who))
-			continue;	/* not a call of this architecture,
-					 * or not one of this process */
+		if ((who & W_NOFILES) && (a->who & W_FILES))
+			act = SCMP_ACT_ERRNO(EACCES);
+		else if (!(a->who & who))
+			continue;	/* not one of this process */
+		if (nr == __NR_SCMP_ERROR)
+			continue;	/* not a call of this architecture */
 		if (a->arg >= 0) {
 			struct scmp_arg_cmp cmp;
 
@@ -406,6 +418,11 @@ seccomp(int who, int stacked)
 		if (r < 0 && r != -EOPNOTSUPP && r != -EEXIST)
 			goto fail;
 	}
+	/* A monitor after the login may end its login process, no other. */
+	if (child > 0 && (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
+	    SCMP_SYS(kill), 1, SCMP_A0(SCMP_CMP_EQ, (uint64_t)child))) < 0 &&
+	    r != -EEXIST)
+		goto fail;
 	if ((r = seccomp_load(ctx)) < 0)
 		goto fail;
 	seccomp_release(ctx);
@@ -425,7 +442,7 @@ fail:
 
 static int
 enter(int avail, const struct sandbox_path *paths, size_t n, int mdfd,
-    int who)
+    int who, pid_t child)
 {
 	int first = who != 0 && !(who & STACKED);
 
@@ -440,7 +457,7 @@ enter(int avail, const struct sandbox_path *paths, size_t n, int mdfd,
 	if ((avail & SANDBOX_LANDLOCK) && landlock(paths, n, mdfd) < 0)
 		return -1;
 	if (who != 0 && (avail & SANDBOX_SECCOMP) &&
-	    seccomp(who & ~STACKED, !first) < 0)
+	    seccomp(who & ~STACKED, !first, child) < 0)
 		return -1;
 	return 0;
 }
@@ -449,7 +466,8 @@ int
 sandbox_enter(int avail, const struct sandbox_path *paths, size_t n,
     int with_seccomp)
 {
-	return enter(avail, paths, n, -1, with_seccomp ? W_ALL | W_WORKER : 0);
+	return enter(avail, paths, n, -1, with_seccomp ?
+	    W_ALL | W_FILES | W_WORKER : 0, -1);
 }
 
 int
@@ -460,23 +478,31 @@ sandbox_maildrop(int avail, const char *maildrop, const char *state)
 		{ state, SANDBOX_STATE }
 	};
 
-	return enter(avail, p, 2, -1, W_ALL | W_WORKER);
+	return enter(avail, p, 2, -1, W_ALL | W_FILES | W_WORKER, -1);
 }
 
 int
 sandbox_login_process(int avail)
 {
-	/* No path at all: a Landlock layer without rules. */
-	return enter(avail, NULL, 0, -1, W_ALL | STACKED);
+	/* No path at all: a Landlock layer without rules, and the file
+	 * calls refused (sanitizer builds write their reports, where
+	 * Landlock lets them). */
+#ifdef SANITIZER_BUILD
+	return enter(avail, NULL, 0, -1, W_ALL | W_FILES | STACKED, -1);
+#else
+	return enter(avail, NULL, 0, -1, W_ALL | W_NOFILES | STACKED, -1);
+#endif
 }
 
 int
-sandbox_login(int avail, int mdfd, const char *state)
+sandbox_login(int avail, int mdfd, const char *state, pid_t child)
 {
 	struct sandbox_path p = { state, SANDBOX_STATE };
 
-	/* The allow-list is in place since sandbox_prelogin. */
-	return enter(avail, &p, 1, mdfd, 0);
+	/* On the allow-list of sandbox_prelogin (or, without a login
+	 * process, of the session), one without the monitor's calls. */
+	return enter(avail, &p, 1, mdfd, W_ALL | W_FILES | W_REAP | STACKED,
+	    child);
 }
 
 struct collect {
@@ -527,7 +553,8 @@ sandbox_prelogin(int avail, const char *users, const char *base,
 	/* Maildrops named in the users file: a login may lead there.  An
 	 * unreadable file (logged) fails the login later, as without. */
 	(void)users_maildrops(users, collect_one, &c);
-	r = enter(avail, c.p, c.n, -1, W_ALL | W_MONITOR);
+	r = enter(avail, c.p, c.n, -1, W_ALL | W_FILES | W_MONITOR | W_REAP,
+	    -1);
 out:
 	for (i = 0; i < c.n; i++)
 		free((char *)c.p[i].path);

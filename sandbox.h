@@ -11,6 +11,8 @@
 #ifndef SANDBOX_H
 #define SANDBOX_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 /* What the kernel offers, from sandbox_probe(). */
@@ -73,8 +75,10 @@ int	sandbox_prelogin(int avail, const char *users, const char *base,
 int	sandbox_login_process(int avail);
 
 /* After a login: narrow the file system to the maildrop directory open
- * as mdfd (not a path: it cannot have been swapped since), and state. */
-int	sandbox_login(int avail, int mdfd, const char *state);
+ * as mdfd (not a path: it cannot have been swapped since), and state,
+ * and the allow-list to a session's calls, plus waiting for child (the
+ * login process relaying the session, or -1) and killing it. */
+int	sandbox_login(int avail, int mdfd, const char *state, pid_t child);
 
 /* The open mode: maildrop (and state) and the allow-list. */
 int	sandbox_maildrop(int avail, const char *maildrop, const char *state);

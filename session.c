@@ -61,6 +61,7 @@ struct session {
 	uint64_t	 cmd_ns;	/* when the current command arrived */
 	int		 wipe;		/* it held a password: wipe buffers */
 	int		 handed;	/* logged in: the monitor goes on */
+	pid_t		 relay;		/* the login process relaying; -1 */
 	char		 line[POP3_CMD_MAX + 1];
 	/* Buffers last: never zeroed, so an idle session touches few pages. */
 	struct reader	 in;
@@ -297,7 +298,7 @@ logged_in(struct session *s, const char *user)
 	/* From here on only this user's mail is in reach. */
 	if (s->cfg->users != NULL &&
 	    sandbox_login(s->cfg->sandbox, store_dirfd(s->store),
-	    s->cfg->index_path) < 0) {
+	    s->cfg->index_path, s->relay) < 0) {
 		store_close(s->store);
 		s->store = NULL;
 		s->state = ST_AUTH;
@@ -844,6 +845,7 @@ session_new(int rfd, int wfd, const struct session_cfg *cfg,
 		return NULL;
 	}
 	memset(s, 0, offsetof(struct session, in));
+	s->relay = -1;
 	s->cfg = cfg;
 	s->peer = peer;
 	s->state = ST_AUTH;
@@ -1030,6 +1032,7 @@ session_resume(int rfd, int wfd, const struct session_cfg *cfg,
 	s->tls_on = g->tls_on;
 	s->out.total = g->sent;
 	s->store = g->store;
+	s->relay = g->relay;
 	reader_push(&s->in, g->buf, g->nbuf);
 	if (logged_in(s, s->user) == 0)
 		why = NULL;

@@ -7,6 +7,7 @@
 #define SESSION_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <limits.h>
 #include <signal.h>
@@ -116,6 +117,7 @@ struct session_grant {
 	struct store	*store;		/* opened by session_open() */
 	int		 tls_on;	/* the client talks TLS to the login
 					 * process, which relays */
+	pid_t		 relay;		/* that process; -1: none */
 	uint64_t	 sent;		/* bytes the login process sent */
 	const char	*buf;		/* input read, not served yet */
 	size_t		 nbuf;		/* at most RBUF_SIZE */

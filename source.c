@@ -24,7 +24,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "params.h"
@@ -49,15 +51,29 @@ struct penalty {
 /* Slots an address may occupy in the penalty table. */
 #define PENALTY_WINDOW	8
 
-struct source_table {
+/*
+ * The shared mapping holds data only: the lock, the penalties, then the
+ * entries and the seats.  Sizes and pointers live in each process's own
+ * handle (copied by fork), so a process that scribbles on the mapping can
+ * skew counts but never steer another process's reads or writes.
+ */
+struct source_shared {
 	pthread_mutex_t	lock;
 	struct penalty	pen[LOGIN_PENALTY_SLOTS];
+};
+
+struct source_table {
+	struct source_shared *sh;
 	size_t		seats;
 	size_t		mask;		/* hash slots - 1 */
 	size_t		maplen;
-	struct srckey	*seat;		/* [seats] */
-	struct srcent	*ent;		/* [mask + 1] */
+	struct srckey	*seat;		/* [seats], in the mapping */
+	struct srcent	*ent;		/* [mask + 1], in the mapping */
 };
+
+/* How long a process waits for the lock before it gives up on the table
+ * for this call (a holder that never lets go must not stop the others). */
+#define LOCK_WAIT_MS	2000
 
 /* The address of peer as a key: IPv4-mapped IPv6 counts as IPv4. */
 static int
@@ -108,25 +124,28 @@ key_eq(const struct srckey *a, const struct srckey *b)
 static size_t
 find(const struct source_table *t, const struct srckey *k)
 {
-	size_t i = key_hash(k) & t->mask;
+	size_t i = key_hash(k) & t->mask, n;
 
-	while (t->ent[i].key.family != 0 && !key_eq(&t->ent[i].key, k))
+	for (n = 0; n <= t->mask; n++) {
+		if (t->ent[i].key.family == 0 || key_eq(&t->ent[i].key, k))
+			break;
 		i = (i + 1) & t->mask;
-	return i;
+	}
+	return i;	/* a full table (never: 2 slots a seat) ends anywhere */
 }
 
 /* Empty slot i, moving later entries of its run back (linear probing). */
 static void
 remove_slot(struct source_table *t, size_t i)
 {
-	size_t j = i, home;
+	size_t j = i, home, n = 0;
 
 	for (;;) {
 		t->ent[i].key.family = 0;
 		t->ent[i].count = 0;
 		for (;;) {
 			j = (j + 1) & t->mask;
-			if (t->ent[j].key.family == 0)
+			if (t->ent[j].key.family == 0 || ++n > t->mask)
 				return;
 			home = key_hash(&t->ent[j].key) & t->mask;
 			/* Stays unless its home lies cyclically in (i, j]. */
@@ -139,24 +158,33 @@ remove_slot(struct source_table *t, size_t i)
 	}
 }
 
-static void
+/* 0 with the lock held, -1 (logged) when it could not be had. */
+static int
 lock(struct source_table *t)
 {
-	int r = pthread_mutex_lock(&t->lock);
+	struct timespec ts;
+	int r;
 
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += LOCK_WAIT_MS / 1000;
+	r = pthread_mutex_timedlock(&t->sh->lock, &ts);
 	if (r == EOWNERDEAD) {
 		log_warnx("source table: a worker died holding its lock");
-		pthread_mutex_consistent(&t->lock);
-	} else if (r != 0) {
+		pthread_mutex_consistent(&t->sh->lock);
+		return 0;
+	}
+	if (r != 0) {
 		errno = r;
 		log_warn("source table lock");
+		return -1;
 	}
+	return 0;
 }
 
 static void
 unlock(struct source_table *t)
 {
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->sh->lock);
 }
 
 struct source_table *
@@ -172,28 +200,34 @@ source_new(int seats)
 		seats = 1;
 	while (slots < 2 * (size_t)seats)
 		slots *= 2;
-	len = sizeof(*t) + seats * sizeof(struct srckey) +
+	len = sizeof(struct source_shared) + seats * sizeof(struct srckey) +
 	    slots * sizeof(struct srcent);
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		log_warn("source table");
+		return NULL;
+	}
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	    -1, 0);
 	if (m == MAP_FAILED) {
 		log_warn("mmap source table");
+		free(t);
 		return NULL;
 	}
-	t = m;		/* the mapping is zeroed: every seat and slot free */
+	t->sh = m;	/* the mapping is zeroed: every seat and slot free */
 	t->seats = seats;
 	t->mask = slots - 1;
 	t->maplen = len;
 	/* The 4-byte aligned entries first: a srckey is 17 bytes. */
-	t->ent = (struct srcent *)(t + 1);
+	t->ent = (struct srcent *)(t->sh + 1);
 	t->seat = (struct srckey *)(t->ent + slots);
 	if ((r = pthread_mutexattr_init(&ma)) != 0 ||
 	    (r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) ||
 	    (r = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)) ||
-	    (r = pthread_mutex_init(&t->lock, &ma)) != 0) {
+	    (r = pthread_mutex_init(&t->sh->lock, &ma)) != 0) {
 		errno = r;
 		log_warn("source table mutex");
 		munmap(m, len);
+		free(t);
 		return NULL;
 	}
 	pthread_mutexattr_destroy(&ma);
@@ -205,8 +239,18 @@ source_free(struct source_table *t)
 {
 	if (t == NULL)
 		return;
-	pthread_mutex_destroy(&t->lock);
-	munmap(t, t->maplen);
+	pthread_mutex_destroy(&t->sh->lock);
+	munmap(t->sh, t->maplen);
+	free(t);
+}
+
+void
+source_forget(struct source_table *t)
+{
+	if (t == NULL)
+		return;
+	munmap(t->sh, t->maplen);
+	free(t);
 }
 
 int
@@ -220,13 +264,15 @@ source_admit(struct source_table *t, int seat, const struct peer *peer,
 	if (t == NULL || seat < 0 || (size_t)seat >= t->seats ||
 	    make_key(peer, &k) < 0)
 		return 0;
-	lock(t);
+	if (lock(t) < 0)
+		return 0;
 	if (t->seat[seat].family != 0) {
 		/* A seat held twice would skew the counts: never happens,
 		 * but give the old hold back rather than keep it forever. */
 		unlock(t);
 		source_release(t, seat);
-		lock(t);
+		if (lock(t) < 0)
+			return 0;
 	}
 	i = find(t, &k);
 	if (limit > 0 && t->ent[i].key.family != 0 &&
@@ -246,9 +292,9 @@ source_release(struct source_table *t, int seat)
 {
 	size_t i;
 
-	if (t == NULL || seat < 0 || (size_t)seat >= t->seats)
+	if (t == NULL || seat < 0 || (size_t)seat >= t->seats ||
+	    lock(t) < 0)
 		return;
-	lock(t);
 	if (t->seat[seat].family != 0) {
 		i = find(t, &t->seat[seat]);
 		if (t->ent[i].key.family != 0 && --t->ent[i].count == 0)
@@ -269,7 +315,7 @@ penalty_slot(struct source_table *t, const struct srckey *k, uint64_t now_ns,
 	struct penalty *victim = NULL;
 
 	for (i = 0; i < PENALTY_WINDOW; i++) {
-		struct penalty *e = &t->pen[(h + i) % LOGIN_PENALTY_SLOTS];
+		struct penalty *e = &t->sh->pen[(h + i) % LOGIN_PENALTY_SLOTS];
 
 		if (e->key.family != 0 && key_eq(&e->key, k)) {
 			if (now_ns - e->last_ns > forget)
@@ -299,7 +345,8 @@ source_login_failed(struct source_table *t, const struct peer *peer,
 
 	if (t == NULL || peer->local || make_key(peer, &k) < 0)
 		return 0;
-	lock(t);
+	if (lock(t) < 0)	/* no count to go by: the longest wait */
+		return LOGIN_PENALTY_MAX * 1000000000ULL;
 	e = penalty_slot(t, &k, now_ns, 1);
 	if (e->failures > 0) {
 		ns = LOGIN_PENALTY_FIRST * 1000000000ULL;
@@ -324,7 +371,8 @@ source_login_ok(struct source_table *t, const struct peer *peer)
 
 	if (t == NULL || peer->local || make_key(peer, &k) < 0)
 		return;
-	lock(t);
+	if (lock(t) < 0)
+		return;
 	if ((e = penalty_slot(t, &k, 0, 0)) != NULL)
 		e->key.family = 0;
 	unlock(t);

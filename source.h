@@ -21,6 +21,9 @@ struct source_table;
  */
 struct source_table *source_new(int seats);
 void	source_free(struct source_table *t);
+/* Drop this process's view of t (a login process must not reach it);
+ * the others keep using it. */
+void	source_forget(struct source_table *t);
 
 /*
  * Take seat for a session of peer, unless peer's address already holds

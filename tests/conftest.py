@@ -21,6 +21,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINDIR = os.path.abspath(os.environ.get("POP3_BINDIR", ROOT))
 POP3D = os.path.join(BINDIR, "pop3d")
 POP3C = os.path.join(BINDIR, "pop3c")
+
+
+def sanitizer_build():
+    """True for the ASan+UBSan build (its sandbox lets the sanitizers'
+    own calls through)."""
+    try:
+        with open(POP3D, "rb") as f:
+            return b"AddressSanitizer" in f.read()
+    except OSError:
+        return False
 SAMPLES = os.path.join(ROOT, "maildrop")
 TIMEOUT = 10
 

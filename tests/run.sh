@@ -13,7 +13,10 @@ fail=0
 skip=0
 logs=$(mktemp -d)
 chmod 1777 "$logs"	# workers that dropped to --user write reports too
-trap 'rm -rf "$logs"' EXIT
+# pytest's temp folders of this run only: its default folder is shared by
+# every run on the machine, and a run prunes the others' folders.
+temps=$(mktemp -d)
+trap 'rm -rf "$logs" "$temps"' EXIT
 
 for build in "$@"; do
 	build=$(cd "$build" && pwd)
@@ -34,7 +37,8 @@ for build in "$@"; do
 		pass=$((pass + p))
 		fail=$((fail + f))
 	done
-	out=$("$PYTEST" -q -rfEs -p no:cacheprovider --timeout=300 tests/ ${PYTEST_ARGS:-} 2>&1)
+	out=$("$PYTEST" -q -rfEs -p no:cacheprovider --timeout=300 \
+	    --basetemp="$temps/$(basename "$build")" tests/ ${PYTEST_ARGS:-} 2>&1)
 	echo "$out" | tail -n 60
 	summary=$(tail -n 1 <<<"$out")
 	p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)

@@ -223,3 +223,20 @@ def test_tls_client_that_stops_reading_is_dropped(server, area, certs):
     assert time.monotonic() - t < 25
     assert b"timeout" in s.output()
     c.sock.close()
+
+
+def test_login_process_dies_with_its_monitor(server, area):
+    """A monitor that is killed takes its login process along: nothing
+    is left holding the client."""
+    s = server(area.base, *opts(area))
+    c = Conn(s.port)
+    assert c.cmd("USER alice").startswith(b"+OK")
+    pairs = []
+    assert wait_for(lambda: pairs.extend(
+        (w, k) for w in children(s.proc.pid) for k in children(w)) or pairs)
+    monitor, login = pairs[0]
+    os.kill(monitor, signal.SIGKILL)
+    assert wait_for(lambda: gone(login))
+    assert c.closed()
+    d = Conn(s.port)
+    assert d.login("bob", "bob-pw").startswith(b"+OK maildrop has 1 ")

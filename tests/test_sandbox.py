@@ -20,7 +20,7 @@ import time
 import pytest
 
 from auth_util import Area, message, mkpasswd
-from conftest import POP3D, TIMEOUT, Conn, Server
+from conftest import POP3D, TIMEOUT, Conn, Server, sanitizer_build
 from server_util import wait_for
 
 pytestmark = [
@@ -313,7 +313,14 @@ def gone(pid):
 
 
 NR_RENAMEAT, NR_UNLINKAT = 264, 263
+NR_KILL, NR_GETPID = 62, 39
 O_CREAT = 0o100
+
+
+def shared_maps(pid):
+    """Writable shared mappings of pid (rw-s in /proc/PID/maps)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return [line for line in f if line.split()[1] == "rw-s"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
@@ -337,6 +344,15 @@ def test_users_before_and_after_login(server, area):
                   alice1 + ".x") == -EACCES
     assert sorted(os.listdir(area.root)) == ["drops", "users"]
     assert os.path.exists(alice1)
+    # The file calls are refused by its system-call filter too, not by
+    # Landlock alone: a path that does not exist gives EACCES, not ENOENT
+    # (the sanitizer build lets them through for its reports).
+    if not sanitizer_build():
+        assert open_file(login, "/nonexistent/x") == -EACCES
+    # No memory shared with the workers and the listener (the per-source
+    # table, the size cache) is mapped in it.
+    assert shared_maps(login) == [], shared_maps(login)
+    assert shared_maps(monitor) != []
     # Its monitor checks passwords: the users file, and the maildrops a
     # login can lead to; nothing outside, no writes.
     assert_confined(monitor)
@@ -411,3 +427,91 @@ def test_users_tls_session_relayed(server, area, certs):
     assert c.cmd("QUIT").startswith(b"+OK")
     assert c.closed()
     assert wait_for(lambda: gone(login) and gone(monitor))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
+@pytest.mark.skipif(sanitizer_build(),
+                    reason="LeakSanitizer's calls include kill")
+def test_monitor_after_login_cannot_signal(server, area):
+    """Once logged in, the monitor serving the session may no longer
+    signal or fork: a kill ends that session with one log line."""
+    s = server(area.base, "--users", area.users, "--user", "nobody")
+    c = Conn(s.port)
+    monitor, login = login_pair(s, c)
+    assert c.cmd("USER alice").startswith(b"+OK")
+    assert c.cmd("PASS alice-pw").startswith(b"+OK maildrop has 2 ")
+    assert wait_for(lambda: gone(login))
+    # Before the login it may (it stops its login process at shutdown).
+    other = Conn(s.port)
+    m2, l2 = login_pair(s, other)
+    assert inject(m2, NR_KILL, l2, 0) == 0
+    inject(monitor, NR_KILL, s.proc.pid, 0, fatal=True)
+    assert c.closed()
+    assert wait_for(lambda: b"forbidden system call kill" in s.output())
+    assert s.proc.poll() is None
+    d = Conn(s.port)
+    assert d.cmd("USER bob").startswith(b"+OK")
+    assert d.cmd("PASS bob-pw").startswith(b"+OK maildrop has 1 ")
+
+
+def link_fd(pid):
+    """The login process's socket to its monitor: its highest-numbered
+    socket (made after the connection was accepted)."""
+    fds = [int(fd) for fd in os.listdir("/proc/%d/fd" % pid)
+           if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")]
+    return max(fds)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
+def test_monitor_limits_a_login_process_taken_over(server, area):
+    """A login process running foreign code (here: gdb) that asks its
+    monitor to check passwords again and again gets no more than a
+    client would: each wrong one answered no sooner than the failure
+    delay, and after the third it is ended."""
+    s = server(area.base, "--users", area.users, "--user", "nobody")
+    c = Conn(s.port)
+    monitor, login = login_pair(s, c)
+    fd = link_fd(login)
+    # The ask message: type "ASK1", name[65], password[2049], padded;
+    # written below the stack pointer, then sendto and read run as in
+    # inject(): one stepi on the syscall instruction each.
+    lines = ["set pagination off", "set $s_rip = $rip",
+             "set $buf = $rsp - 16384", "set $j = 0",
+             "while $j < 1024", "  set {int}($buf + 4 * $j) = 0",
+             "  set $j = $j + 1", "end",
+             "set {unsigned int}$buf = 0x41534b31",
+             'set {char[6]}($buf + 4) = "alice"',
+             'set {char[6]}($buf + 69) = "wrong"']
+
+    def call(nr, *args):
+        out = ["set $orig_rax = -1", "set $rax = %d" % nr,
+               "set $rip = $s_rip - 2"]
+        for reg, a in zip(["rdi", "rsi", "rdx", "r10", "r8", "r9"], args):
+            out.append("set $%s = %s" % (reg, a))
+        return out + ["stepi"]
+    for _ in range(5):
+        lines += call(44, fd, "$buf", 2120, 0x4000, 0, 0)   # sendto
+        lines += call(0, fd, "$buf + 2400", 132)             # read
+        lines.append('printf "ANSWER %d\\n", $rax')
+    lines.append("detach")
+    with tempfile.NamedTemporaryFile("w", suffix=".gdb") as f:
+        f.write("\n".join(lines) + "\n")
+        f.flush()
+        t = time.monotonic()
+        out = subprocess.run(
+            ["gdb", "-p", str(login), "-batch", "-nx",
+             "-iex", "set debuginfod enabled off",
+             "-iex", "set auto-solib-add off", "-x", f.name],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=120, env=dict(os.environ, DEBUGINFOD_URLS=""))
+        took = time.monotonic() - t
+    answers = re.findall(r"^ANSWER (-?\d+)$", out.stdout, re.M)
+    assert answers[:3] == ["132"] * 3, out
+    assert "132" not in answers[3:], out
+    assert took >= 3 * 0.5, took
+    assert wait_for(lambda: gone(login))
+    assert wait_for(lambda: b"asked after too many failed logins" in
+                    s.output())
+    assert s.output().count(b"login failed for alice") == 3, s.output()
+    assert c.closed()
+    assert s.proc.poll() is None
