@@ -28,7 +28,7 @@ def sanitizer_build():
     own calls through)."""
     try:
         with open(POP3D, "rb") as f:
-            return b"AddressSanitizer" in f.read()
+            return b"__asan_init" in f.read()
     except OSError:
         return False
 SAMPLES = os.path.join(ROOT, "maildrop")
