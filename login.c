@@ -286,8 +286,8 @@ login_process(int rfd, int wfd, const struct session_cfg *cfg,
 		_exit(EX_OSERR);
 	/* Nothing of the listener's (a login process taken over must not
 	 * accept other clients' connections), nor the index folder, nor
-	 * the memory all workers share (the per-source table, the size
-	 * cache). */
+	 * the memory all workers share (the per-source table), nor the
+	 * worker's last listing (another session's names). */
 	for (fd = cfg->close_fds; fd != NULL && *fd >= 0; fd++)
 		close(*fd);
 	if (cfg->store.index_fd >= 0)
