@@ -26,7 +26,7 @@
 #include "proto.h"
 
 #define INDEX_MAGIC	"pop3dIX"	/* 8 bytes with the NUL */
-#define INDEX_VERSION	1
+#define INDEX_VERSION	2	/* 2: the four-lane checksum */
 #define INDEX_ORDER	0x01020304u
 
 struct disk_head {
@@ -89,23 +89,39 @@ rec_ino(const struct index *ix, size_t i)
 }
 
 /* Word-at-a-time checksum (not cryptographic: it finds torn and damaged
- * files, the owner check keeps out others' files). */
+ * files, the owner check keeps out others' files).  Four independent lanes
+ * over 32-byte blocks, so that the multiplications overlap: the index of
+ * 10,000 messages (some 800 KB) is checked at every session that reads
+ * it. */
 static uint64_t
 checksum(const char *p, size_t n)
 {
-	uint64_t h = 0x9E3779B97F4A7C15ULL ^ n, w;
+	uint64_t h[4] = { 0x9E3779B97F4A7C15ULL ^ n, 0xC2B2AE3D27D4EB4FULL,
+	    0x165667B19E3779F9ULL, 0x27D4EB2F165667C5ULL }, w, r;
+	int k;
 
+	while (n >= 32) {
+		for (k = 0; k < 4; k++) {
+			memcpy(&w, p + 8 * k, 8);
+			h[k] = (h[k] ^ w) * 0x100000001b3ULL;
+			h[k] ^= h[k] >> 31;
+		}
+		p += 32;
+		n -= 32;
+	}
+	r = h[0] ^ (h[1] * 0x9E3779B97F4A7C15ULL) ^
+	    (h[2] * 0xC2B2AE3D27D4EB4FULL) ^ (h[3] * 0x165667B19E3779F9ULL);
 	while (n >= 8) {
 		memcpy(&w, p, 8);
-		h = (h ^ w) * 0x100000001b3ULL;
-		h ^= h >> 31;
+		r = (r ^ w) * 0x100000001b3ULL;
+		r ^= r >> 31;
 		p += 8;
 		n -= 8;
 	}
 	w = 0;
 	memcpy(&w, p, n);
-	h = (h ^ w) * 0x100000001b3ULL;
-	return h ^ (h >> 29);
+	r = (r ^ w) * 0x100000001b3ULL;
+	return r ^ (r >> 29);
 }
 
 static int
@@ -305,6 +321,13 @@ static int
 ts_eq(struct timespec a, struct timespec b)
 {
 	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+const char *
+index_names(const struct index *ix, size_t *len)
+{
+	*len = ix->h.names;
+	return ix->names;
 }
 
 int

@@ -57,6 +57,9 @@ void	index_free(struct index *);
  * *r (its name points into the index, valid until index_free). */
 size_t	index_count(const struct index *);
 void	index_get(const struct index *, size_t i, struct index_rec *r);
+/* All the records' names, NUL-terminated one after another: the block
+ * every index_rec name points into, *len its size. */
+const char *index_names(const struct index *, size_t *len);
 
 /* 1 when the maildrop directory is as it was when the index was written
  * and had settled by then: the records are then the listing itself. */

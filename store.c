@@ -56,6 +56,8 @@ struct store {
 	struct stat	 dsb;		/* the maildrop directory at scan */
 	int		 locked;	/* exclusive lock held all session */
 	int		 borrowed;	/* names belong to the dir snapshot */
+	char		*nameblk;	/* names taken from the index, in one
+					 * block (flat); NULL: one each */
 	int		 maildir;	/* a Maildir: md is open */
 	struct maildir	 md;
 	struct maildir_names *names;	/* Maildir: cur/ names, when read */
@@ -63,6 +65,9 @@ struct store {
 	struct store_opts opts;
 	struct msg	*msgs;
 	size_t		 n;
+	int		 counted;	/* count and octets are current */
+	size_t		 count;		/* messages not marked deleted */
+	uint64_t	 octets;	/* their wire size */
 	struct store_msg cur;		/* the message being sent */
 	unsigned long	 rmseq;		/* private names at removal */
 	char		 chunk[FILE_CHUNK];
@@ -86,6 +91,7 @@ struct dirsnap {
 	enum store_order order;
 	struct msg	*msgs;		/* owns the names */
 	size_t		 n;
+	char		*nameblk;	/* the names' block, if in one */
 };
 
 struct store_cache {
@@ -107,8 +113,9 @@ snap_clear(struct dirsnap *sn)
 {
 	size_t i;
 
-	for (i = 0; i < sn->n; i++)
+	for (i = 0; i < sn->n && sn->nameblk == NULL; i++)
 		free(sn->msgs[i].name);
+	free(sn->nameblk);
 	free(sn->msgs);
 	memset(sn, 0, sizeof(*sn));
 }
@@ -488,6 +495,8 @@ snap_keep(struct store *st, const struct stat *dsb, const struct timespec *t0)
 	sn->mtime = dsb->st_mtim;
 	sn->ctime = dsb->st_ctim;
 	sn->order = st->opts.order;
+	sn->nameblk = st->nameblk;
+	st->nameblk = NULL;
 	sn->valid = 1;
 	st->borrowed = 1;	/* the names are the snapshot's now */
 }
@@ -568,7 +577,8 @@ fail:
 static enum store_status
 from_index(struct store *st, const struct index *ix)
 {
-	size_t i, n = index_count(ix);
+	size_t i, n = index_count(ix), len;
+	const char *names = index_names(ix, &len);
 
 	if (n > st->opts.max_messages) {
 		log_warnx("maildrop holds more than %zu messages: refused",
@@ -579,12 +589,22 @@ from_index(struct store *st, const struct index *ix)
 		log_warn("calloc");
 		return STORE_IOERR;
 	}
+	/* Flat: the names in one block, a copy of the index's (a Maildir's
+	 * may be renamed one by one, so each is its own). */
+	if (!st->maildir && (st->nameblk = malloc(len ? len : 1)) == NULL) {
+		log_warn("malloc");
+		return STORE_IOERR;
+	}
+	if (st->nameblk != NULL)
+		memcpy(st->nameblk, names, len);
 	for (i = 0; i < n; i++) {
 		struct index_rec rec, *r = &rec;
 		struct msg *m = &st->msgs[i];
 
 		index_get(ix, i, r);
-		if ((m->name = strdup(r->name)) == NULL) {
+		if (st->nameblk != NULL)
+			m->name = st->nameblk + (r->name - names);
+		else if ((m->name = strdup(r->name)) == NULL) {
 			log_warn("strdup");
 			return STORE_IOERR;	/* store_close frees st->n */
 		}
@@ -859,10 +879,11 @@ store_close(struct store *st)
 		return;
 	store_msg_close(&st->cur);
 	for (i = 0; i < st->n; i++) {
-		if (!st->borrowed)
+		if (!st->borrowed && st->nameblk == NULL)
 			free(st->msgs[i].name);
 		free(st->msgs[i].uid);
 	}
+	free(st->nameblk);
 	free(st->msgs);
 	maildir_names_free(st->names);
 	maildir_close(&st->md);
@@ -871,18 +892,23 @@ store_close(struct store *st)
 }
 
 void
-store_stat(const struct store *st, size_t *count, uint64_t *octets)
+store_stat(struct store *st, size_t *count, uint64_t *octets)
 {
 	size_t i;
 
-	*count = 0;
-	*octets = 0;
-	for (i = 0; i < st->n; i++) {
-		if (!st->msgs[i].deleted) {
-			(*count)++;
-			*octets += st->msgs[i].size;
+	if (!st->counted) {
+		st->count = 0;
+		st->octets = 0;
+		for (i = 0; i < st->n; i++) {
+			if (!st->msgs[i].deleted) {
+				st->count++;
+				st->octets += st->msgs[i].size;
+			}
 		}
+		st->counted = 1;
 	}
+	*count = st->count;
+	*octets = st->octets;
 }
 
 size_t
@@ -1367,6 +1393,7 @@ store_dele(struct store *st, size_t n)
 			return STORE_GONE;
 		}
 		m->deleted = 1;
+		st->counted = 0;
 		return STORE_OK;
 	}
 	if (short_lock(st) < 0)
@@ -1380,6 +1407,7 @@ store_dele(struct store *st, size_t n)
 	if (k == 0)
 		return STORE_GONE;
 	m->deleted = m->removed = 1;
+	st->counted = 0;
 	return STORE_OK;
 }
 
@@ -1391,6 +1419,7 @@ store_rset(struct store *st)
 	for (i = 0; i < st->n; i++)
 		if (!st->msgs[i].removed)
 			st->msgs[i].deleted = 0;
+	st->counted = 0;
 }
 
 enum store_status

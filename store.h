@@ -94,7 +94,7 @@ int	store_dirfd(const struct store *st);
 void	store_close(struct store *st);
 
 /* Messages not marked deleted and their total wire size. */
-void	store_stat(const struct store *st, size_t *count, uint64_t *octets);
+void	store_stat(struct store *st, size_t *count, uint64_t *octets);
 /* Highest message number of the snapshot (deleted ones included). */
 size_t	store_last(const struct store *st);
 

@@ -101,15 +101,27 @@ REC0_SIZE = 88 + 56
 
 
 def checksum(data):
+    """index.c's checksum: four lanes over 32-byte blocks, then words."""
     m = (1 << 64) - 1
-    h = 0x9E3779B97F4A7C15 ^ len(data)
-    n = len(data) // 8 * 8
-    for i in range(0, n, 8):
-        h = ((h ^ int.from_bytes(data[i:i + 8], "little"))
-             * 0x100000001b3) & m
-        h ^= h >> 31
-    h = ((h ^ int.from_bytes(data[n:], "little")) * 0x100000001b3) & m
-    return h ^ (h >> 29)
+
+    def word(i, k=8):
+        return int.from_bytes(data[i:i + k], "little")
+
+    def step(h, w):
+        h = ((h ^ w) * 0x100000001b3) & m
+        return h ^ (h >> 31)
+    h = [0x9E3779B97F4A7C15 ^ len(data), 0xC2B2AE3D27D4EB4F,
+         0x165667B19E3779F9, 0x27D4EB2F165667C5]
+    n32 = len(data) // 32 * 32
+    for i in range(0, n32, 32):
+        h = [step(h[k], word(i + 8 * k)) for k in range(4)]
+    r = (h[0] ^ (h[1] * 0x9E3779B97F4A7C15 & m) ^
+         (h[2] * 0xC2B2AE3D27D4EB4F & m) ^ (h[3] * 0x165667B19E3779F9 & m))
+    n8 = len(data) // 8 * 8
+    for i in range(n32, n8, 8):
+        r = step(r, word(i))
+    r = ((r ^ word(n8, len(data) - n8)) * 0x100000001b3) & m
+    return r ^ (r >> 29)
 
 
 def index_file(idx):
