@@ -341,3 +341,16 @@ def server():
             print("--- %s\n%s" % (" ".join(s.argv),
                   s.output().decode(errors="replace")[-4000:]))
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def certs():
+    """A test CA and a server certificate for localhost and 127.0.0.1, in
+    a folder --user nobody can read (auth_util.make_certs)."""
+    from auth_util import make_certs
+    d = tempfile.mkdtemp(prefix="pop3d-certs-", dir="/var/tmp")
+    os.chmod(d, 0o755)
+    try:
+        yield make_certs(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

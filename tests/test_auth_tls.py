@@ -12,14 +12,13 @@ import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from auth_util import (NOBODY, Area, NetNs, TlsServer, children,
-                       client_context, make_certs, message, mkpasswd,
+                       client_context, message, mkpasswd,
                        plain_b64, proc_ids, run)
 from conftest import POP3D, TIMEOUT, Conn, free_port
 
@@ -39,16 +38,6 @@ PASSWORDS = {
 
 
 # ---------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="module")
-def certs():
-    d = tempfile.mkdtemp(prefix="pop3d-certs-", dir="/var/tmp")
-    os.chmod(d, 0o755)
-    try:
-        yield make_certs(d)
-    finally:
-        subprocess.run(["rm", "-rf", d])
-
 
 @pytest.fixture(scope="module")
 def hashes():

@@ -10,28 +10,16 @@ reading.
 import os
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
-from auth_util import Area, TlsServer, make_certs, message, mkpasswd
-from conftest import POP3D, TIMEOUT, Conn
+from auth_util import Area, TlsServer, message, mkpasswd
+from conftest import TIMEOUT, Conn
 from server_util import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="needs root (--user nobody)")
-
-
-@pytest.fixture(scope="module")
-def certs():
-    import tempfile
-    d = tempfile.mkdtemp(prefix="pop3d-certs-", dir="/var/tmp")
-    os.chmod(d, 0o755)
-    try:
-        yield make_certs(d)
-    finally:
-        subprocess.run(["rm", "-rf", d])
 
 
 @pytest.fixture

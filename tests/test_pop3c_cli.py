@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 
-from auth_util import make_certs
 from conftest import free_port
 from pop3c_util import (CLOSE, ScriptedServer, client_env, run_pop3c,
                         script)
@@ -168,11 +167,6 @@ def test_default_ports(tmp_path, args, port):
     status, out, err = run_pop3c(args, env=client_env(tmp_path))
     assert status == 1
     assert b" port %d: Connection refused" % port in err, err
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(str(tmp_path_factory.mktemp("certs")))
 
 
 def test_tls_hints(tmp_path, server, maildrop, certs):

@@ -6,11 +6,8 @@ commands help CMD and tls; completion of STLS and AUTH.
 """
 import re
 import subprocess
-import time
 
-import pytest
 
-from auth_util import make_certs
 from conftest import TIMEOUT
 from pop3c_util import (CLOSE, Pause, ScriptedServer, client_env, run_pop3c,
                         script)
@@ -104,11 +101,6 @@ def test_tmux_quit_guard(tmp_path, server, maildrop, term):
     t2.keys("Enter")
     t2.wait(r"^EXIT=0$")
     assert len(messages(maildrop)) == len(before) - 1
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(str(tmp_path_factory.mktemp("certs")))
 
 
 def test_tls_command_and_prompt(tmp_path, server, maildrop, certs, term):

@@ -56,19 +56,27 @@ def socket_inode(server_port, client_port):
     return None
 
 
-def holder(inode):
-    """PID of the process holding socket inode (not the test itself)."""
+def holders(inode):
+    """PIDs of every process holding socket inode (not the test)."""
     target = "socket:[%s]" % inode
+    out = []
     for d in os.listdir("/proc"):
         if not d.isdigit() or int(d) == os.getpid():
             continue
         try:
             for fd in os.listdir("/proc/%s/fd" % d):
                 if os.readlink("/proc/%s/fd/%s" % (d, fd)) == target:
-                    return int(d)
+                    out.append(int(d))
+                    break
         except OSError:
             continue
-    return None
+    return out
+
+
+def holder(inode):
+    """PID of a process holding socket inode (not the test itself)."""
+    pids = holders(inode)
+    return min(pids) if pids else None
 
 
 def session_pid(server, conn):
@@ -274,23 +282,6 @@ def area():
     a.cleanup()
 
 
-def holders(inode):
-    """PIDs of every process holding socket inode (not the test)."""
-    target = "socket:[%s]" % inode
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            for fd in os.listdir("/proc/%s/fd" % d):
-                if os.readlink("/proc/%s/fd/%s" % (d, fd)) == target:
-                    out.append(int(d))
-                    break
-        except OSError:
-            continue
-    return out
-
-
 def login_pair(server, conn):
     """(monitor, login process) holding conn's socket before its login:
     the login process is the monitor's child."""
@@ -380,17 +371,6 @@ def test_users_before_and_after_login(server, area):
     assert d.cmd("USER bob").startswith(b"+OK")
     assert d.cmd("PASS bob-pw").startswith(b"+OK maildrop has 1 ")
     assert session_pid(s, d) not in (monitor, login)
-
-
-@pytest.fixture(scope="module")
-def certs():
-    from auth_util import make_certs
-    d = tempfile.mkdtemp(prefix="pop3d-certs-", dir="/var/tmp")
-    os.chmod(d, 0o755)
-    try:
-        yield make_certs(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
