@@ -261,6 +261,8 @@ def test_without_landlock_logs_once(maildrop):
             c = Conn(s.port)
             assert c.cmd("STAT").startswith(b"+OK ")
             assert c.cmd("QUIT").startswith(b"+OK")
+        assert wait_for(lambda: b"no Landlock" in s.output())
+        assert wait_for(lambda: s.output().count(b"session end") >= 2)
         log = s.output().decode()
         hits = [x for x in log.splitlines() if "sandbox" in x]
         assert len(hits) == 1, log
