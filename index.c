@@ -54,7 +54,11 @@ struct index {
 	const char	*recs;		/* the records, in buf */
 	const char	*names;		/* the names, in buf */
 	size_t		 n;
-	size_t		*byino;		/* record numbers by inode, made on use */
+	uint32_t	*byino;		/* record numbers hashed by inode (open
+					 * addressing, UINT32_MAX: free), made
+					 * on the first lookup the cursor misses */
+	size_t		 mask;		/* slots in byino - 1 */
+	size_t		 cursor;	/* the record after the last found */
 	struct index_rec found;		/* what index_find returned */
 	char		*buf;		/* the file as read */
 };
@@ -339,51 +343,68 @@ index_current(const struct index *ix, const struct stat *md)
 	    ix->h.md_ctime_ns == md->st_ctim.tv_nsec;
 }
 
-static int
-ino_cmp(const void *a, const void *b, void *arg)
+static size_t
+ino_slot(const struct index *ix, uint64_t ino)
 {
-	const struct index *ix = arg;
-	uint64_t x = rec_ino(ix, *(const size_t *)a);
-	uint64_t y = rec_ino(ix, *(const size_t *)b);
-
-	return x < y ? -1 : x > y;
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 32) & ix->mask;
 }
 
+/* Record i if it is sb's file (with its ctime too if asked), in ix->found. */
+static const struct index_rec *
+match(struct index *ix, size_t i, const struct stat *sb, int ctime_too)
+{
+	struct index_rec *r = &ix->found;
+
+	if (rec_ino(ix, i) != (uint64_t)sb->st_ino)
+		return NULL;
+	get_rec(ix, i, r);
+	if (r->dev == (uint64_t)sb->st_dev &&
+	    r->fsize == (uint64_t)sb->st_size &&
+	    ts_eq(r->mtime, sb->st_mtim) &&
+	    (!ctime_too || ts_eq(r->ctime, sb->st_ctim))) {
+		ix->cursor = i + 1;
+		return r;
+	}
+	return NULL;
+}
+
+/*
+ * The records are in the directory order they were listed in, and a
+ * listing again mostly meets them in that order: the record after the
+ * last one found is tried first.  Else a hash of the inode numbers (made
+ * once, in one pass) gives the candidates.
+ */
 static const struct index_rec *
 find(struct index *ix, const struct stat *sb, int ctime_too)
 {
-	size_t lo = 0, hi, i;
+	const struct index_rec *r;
+	size_t i, slots;
 
 	if (ix == NULL || ix->n == 0)
 		return NULL;
+	if (ix->cursor < ix->n &&
+	    (r = match(ix, ix->cursor, sb, ctime_too)) != NULL)
+		return r;
 	if (ix->byino == NULL) {
-		if ((ix->byino = reallocarray(NULL, ix->n,
+		for (slots = 2; slots < 2 * ix->n; slots *= 2)
+			;
+		if ((ix->byino = reallocarray(NULL, slots,
 		    sizeof(*ix->byino))) == NULL)
 			return NULL;
-		for (i = 0; i < ix->n; i++)
-			ix->byino[i] = i;
-		qsort_r(ix->byino, ix->n, sizeof(*ix->byino), ino_cmp, ix);
-	}
-	hi = ix->n;
-	while (lo < hi) {
-		i = lo + (hi - lo) / 2;
-		if (rec_ino(ix, ix->byino[i]) < (uint64_t)sb->st_ino)
-			lo = i + 1;
-		else
-			hi = i;
-	}
-	for (; lo < ix->n; lo++) {
-		struct index_rec *r = &ix->found;
+		memset(ix->byino, 0xff, slots * sizeof(*ix->byino));
+		ix->mask = slots - 1;
+		for (i = 0; i < ix->n; i++) {
+			size_t k = ino_slot(ix, rec_ino(ix, i));
 
-		if (rec_ino(ix, ix->byino[lo]) != (uint64_t)sb->st_ino)
-			break;
-		get_rec(ix, ix->byino[lo], r);
-		if (r->dev == (uint64_t)sb->st_dev &&
-		    r->fsize == (uint64_t)sb->st_size &&
-		    ts_eq(r->mtime, sb->st_mtim) &&
-		    (!ctime_too || ts_eq(r->ctime, sb->st_ctim)))
-			return r;
+			while (ix->byino[k] != UINT32_MAX)
+				k = (k + 1) & ix->mask;
+			ix->byino[k] = (uint32_t)i;
+		}
 	}
+	for (i = ino_slot(ix, (uint64_t)sb->st_ino);
+	    ix->byino[i] != UINT32_MAX; i = (i + 1) & ix->mask)
+		if ((r = match(ix, ix->byino[i], sb, ctime_too)) != NULL)
+			return r;
 	return NULL;
 }
 
