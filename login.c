@@ -12,6 +12,8 @@
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -108,6 +110,38 @@ link_read(int fd, void *p, size_t n)
 }
 
 /* ---- the login process ---- */
+
+/* Send all of p with rfd (and wfd when another fd) attached.  0, or -1. */
+static int
+send_with_fds(int fd, const void *p, size_t n, int rfd, int wfd)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { (void *)p, n };
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	int fds[2] = { rfd, wfd }, nfds = rfd == wfd ? 1 : 2;
+	ssize_t w;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&ctl, 0, sizeof(ctl));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	while ((w = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (w <= 0)
+		return -1;
+	return link_write(fd, (const char *)p + w, n - w);
+}
 
 /* cfg->check: the monitor checks, this process waits for its answer. */
 static int
@@ -265,10 +299,15 @@ hand_over(const struct session_cfg *cfg, struct pio *io, struct reader *in,
 	h.sent = sent;
 	h.nbuf = n <= sizeof(h.buf) ? n : sizeof(h.buf);
 	memcpy(h.buf, in->buf + in->start, h.nbuf);
-	if (link_write(cfg->link, &h, sizeof(h)) < 0)
-		return;
-	if (!tls_on)
+	if (tls_on) {
+		if (link_write(cfg->link, &h, sizeof(h)) < 0)
+			return;
+	} else {
+		/* Plain: the connection goes back with it. */
+		(void)send_with_fds(cfg->link, &h, sizeof(h), io->rfd,
+		    io->wfd);
 		return;		/* the monitor ends this process */
+	}
 	fcntl(cfg->link, F_SETFL, fcntl(cfg->link, F_GETFL) | O_NONBLOCK);
 	relay(io, cfg->link, cfg->timeout > 0 ? cfg->timeout * 1000 : -1);
 }
@@ -317,7 +356,20 @@ struct monitor {
 	int		 fd;		/* its socket, non-blocking */
 	int		 stopped;	/* told it to stop */
 	sigset_t	 waitmask;	/* signals let in while waiting */
+	int		 two;		/* the connection is two fds */
+	struct stat	 conn[2];	/* what they are (read, write) */
+	int		 back[2];	/* handed back: the same, or -1 */
 };
+
+/* 1 when fd is the very file want is (device and inode). */
+static int
+same_file(int fd, const struct stat *want)
+{
+	struct stat sb;
+
+	return fstat(fd, &sb) == 0 && sb.st_dev == want->st_dev &&
+	    sb.st_ino == want->st_ino;
+}
 
 /*
  * Wait until the socket is ready for events, or the deadline (ms) passed
@@ -370,6 +422,60 @@ mon_read(struct monitor *m, void *p, size_t n, long long deadline)
 	return 1;
 }
 
+/*
+ * mon_read() of a message that carries the connection back: its fds
+ * (one, or two when it was two) land in fds[0..*nfds).
+ */
+static int
+mon_read_fds(struct monitor *m, void *p, size_t n, long long deadline,
+    int *fds, int *nfds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { p, n };
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	ssize_t r;
+
+	*nfds = 0;
+	for (;;) {
+		if (mon_wait(m, POLLIN, deadline) < 0)
+			return -1;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		if ((r = recvmsg(m->fd, &msg, MSG_CMSG_CLOEXEC)) > 0)
+			break;
+		if (r == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+	}
+	for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+		size_t k, got;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		got = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (k = 0; k < got; k++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(cm) + k * sizeof(int), sizeof(f));
+			if (*nfds < 2)
+				fds[(*nfds)++] = f;
+			else
+				close(f);
+		}
+	}
+	if ((size_t)r == n)
+		return 1;
+	return mon_read(m, (char *)p + r, n - r, deadline) == 1 ? 1 : -1;
+}
+
 /* Write all of n bytes to the login process by deadline.  0, or -1. */
 static int
 mon_write(struct monitor *m, const void *p, size_t n, long long deadline)
@@ -402,7 +508,7 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 	static struct link_ask a;
 	const struct session_cfg *cfg = m->cfg;
 	long long deadline;
-	int r, failures = 0;
+	int r, failures = 0, fds[2] = { -1, -1 }, nfds = 0;
 
 	deadline = proto_now_ms() + 1000LL * ((cfg->login_timeout > 0 ?
 	    cfg->login_timeout : cfg->timeout) + 2 * TLS_HANDSHAKE_TIMEOUT +
@@ -449,11 +555,22 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 		if (ans.result != AUTH_OK || g->store == NULL)
 			continue;
 		/* The login process first flushes what it has for a slow
-		 * client, within the idle timeout. */
-		if ((r = mon_read(m, h, sizeof(*h), proto_now_ms() +
-		    cfg->timeout * 1000LL + HAND_OVER_MS)) <= 0 ||
-		    h->type != LINK_HAND ||
-		    h->nbuf > sizeof(h->buf)) {
+		 * client, within the idle timeout.  A plain connection comes
+		 * back with the hand-over, and must be the one it was given. */
+		r = mon_read_fds(m, h, sizeof(*h), proto_now_ms() +
+		    cfg->timeout * 1000LL + HAND_OVER_MS, fds, &nfds);
+		if (r > 0 && h->type == LINK_HAND && !h->tls_on &&
+		    nfds == 1 + m->two && same_file(fds[0], &m->conn[0]) &&
+		    same_file(fds[nfds - 1], &m->conn[1])) {
+			m->back[0] = fds[0];
+			m->back[1] = fds[nfds - 1];
+			nfds = 0;
+		}
+		while (nfds > 0)
+			close(fds[--nfds]);
+		if (r <= 0 || h->type != LINK_HAND ||
+		    h->nbuf > sizeof(h->buf) ||
+		    (!h->tls_on && m->back[0] < 0)) {
 			log_warnx("session %s: login process: no hand-over",
 			    peer->text);
 			store_close(g->store);
@@ -538,6 +655,20 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 		login_process(rfd, wfd, cfg, peer, sp[1], self);
 	}
 	close(sp[1]);
+	/* The monitor holds no fd of the client's until a login is right:
+	 * its own become a socket whose peer is gone. */
+	m.back[0] = m.back[1] = -1;
+	m.two = rfd != wfd;
+	if (fstat(rfd, &m.conn[0]) < 0 || fstat(wfd, &m.conn[1]) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    dup2(sp[0], rfd) < 0 || dup2(sp[0], wfd) < 0) {
+		log_warn("session %s: monitor", peer->text);
+		end(m.pid);
+		close(m.fd);
+		return;
+	}
+	close(sp[0]);
+	close(sp[1]);
 	fcntl(m.fd, F_SETFL, fcntl(m.fd, F_GETFL) | O_NONBLOCK);
 	sigprocmask(SIG_SETMASK, NULL, &m.waitmask);
 	sigdelset(&m.waitmask, SIGTERM);
@@ -550,10 +681,17 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 		end(m.pid);
 		close(m.fd);
 	} else if (!g.tls_on) {
-		/* Plain: the connection is the monitor's alone from here. */
+		/* Plain: the connection is the monitor's alone from here,
+		 * under the numbers the caller knows. */
 		end(m.pid);
 		close(m.fd);
-		session_resume(rfd, wfd, cfg, peer, &g);
+		if (dup2(m.back[0], rfd) < 0 || dup2(m.back[1], wfd) < 0)
+			log_warn("session %s: dup2", peer->text);
+		else
+			session_resume(rfd, wfd, cfg, peer, &g);
+		close(m.back[0]);
+		if (m.back[1] != m.back[0])
+			close(m.back[1]);
 	} else {
 		/* TLS: the login process relays plaintext on the socket. */
 		session_resume(m.fd, m.fd, cfg, peer, &g);

@@ -99,8 +99,9 @@ struct allow {
 #define W_WORKER	0x04	/* the open mode's listener worker */
 #define W_MONITOR	0x08	/* a login process's monitor, before login */
 #define W_REAP		0x10	/* a monitor: wait for its login process */
+#define W_LOGIN		0x20	/* a login process */
 /* Not a group: W_FILES calls fail with EACCES instead of trapping. */
-#define W_NOFILES	0x20
+#define W_NOFILES	0x40
 
 static const struct allow allow_list[] = {
 	/* The connection and message files: plain fds, OpenSSL's socket BIO
@@ -166,6 +167,11 @@ static const struct allow allow_list[] = {
 	{ "set_robust_list", -1, 0, 0, W_MONITOR },	/* fork's child */
 	{ "prctl", 0, PR_SET_PDEATHSIG, 0, W_MONITOR },
 	{ "getppid", -1, 0, 0, W_MONITOR },
+	/* The monitor holds none of the client's fds before the login:
+	 * they are swapped for a dead socket and come back with a plain
+	 * session's hand-over (sendmsg in the login process). */
+	{ "dup2", -1, 0, 0, W_MONITOR }, { "recvmsg", -1, 0, 0, W_MONITOR },
+	{ "sendmsg", -1, 0, 0, W_MONITOR | W_LOGIN },
 	{ "wait4", -1, 0, 0, W_REAP },
 	/* Locks inside libc and OpenSSL (uncontended: one thread). */
 	{ "futex", -1, 0, 0, W_ALL },
@@ -488,9 +494,11 @@ sandbox_login_process(int avail)
 	 * calls refused (sanitizer builds write their reports, where
 	 * Landlock lets them). */
 #ifdef SANITIZER_BUILD
-	return enter(avail, NULL, 0, -1, W_ALL | W_FILES | STACKED, -1);
+	return enter(avail, NULL, 0, -1, W_ALL | W_LOGIN | W_FILES | STACKED,
+	    -1);
 #else
-	return enter(avail, NULL, 0, -1, W_ALL | W_NOFILES | STACKED, -1);
+	return enter(avail, NULL, 0, -1, W_ALL | W_LOGIN | W_NOFILES | STACKED,
+	    -1);
 #endif
 }
 

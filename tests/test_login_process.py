@@ -15,7 +15,7 @@ import time
 import pytest
 
 from auth_util import Area, TlsServer, message, mkpasswd
-from conftest import TIMEOUT, Conn
+from conftest import POP3D, TIMEOUT, Conn
 from server_util import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -228,3 +228,40 @@ def test_login_process_dies_with_its_monitor(server, area):
     assert c.closed()
     d = Conn(s.port)
     assert d.login("bob", "bob-pw").startswith(b"+OK maildrop has 1 ")
+
+
+@pytest.mark.parametrize("kind", ["socket", "pipes"])
+def test_stdio_login(area, kind):
+    """One process per connection (inetd, xinetd, Accept=yes): the
+    connection goes to the login process and back to the monitor, on one
+    socket as fds 0 and 1, or on two pipes."""
+    import subprocess
+    script = (b"USER alice\r\nPASS alice-pw\r\nSTAT\r\nRETR 1\r\n"
+              b"QUIT\r\n")
+    argv = [POP3D, *opts(area), area.base]
+    if kind == "socket":
+        a, b = socket.socketpair()
+        p = subprocess.Popen(argv, stdin=b, stdout=b,
+                             stderr=subprocess.PIPE)
+        b.close()
+        a.settimeout(TIMEOUT)
+        a.sendall(script)
+        out = b""
+        while True:
+            chunk = a.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        a.close()
+        err = p.communicate(timeout=TIMEOUT)[1]
+    else:
+        p = subprocess.run(argv, input=script, capture_output=True,
+                           timeout=TIMEOUT)
+        out, err = p.stdout, p.stderr
+    lines = out.split(b"\r\n")
+    assert lines[0].startswith(b"+OK"), (out, err)
+    assert lines[2].startswith(b"+OK maildrop has 3 "), (out, err)
+    assert lines[3].startswith(b"+OK 3 "), (out, err)
+    assert b"alice message" in out, out
+    assert lines[-2].startswith(b"+OK"), (out, err)
+    assert p.returncode == 0, err

@@ -285,19 +285,20 @@ def area():
 
 
 def login_pair(server, conn):
-    """(monitor, login process) holding conn's socket before its login:
-    the login process is the monitor's child."""
+    """(monitor, login process) of conn before its login: the login
+    process alone holds the client's socket; the monitor is its parent."""
     found = {}
 
     def look():
         inode = socket_inode(server.port, conn.sock.getsockname()[1])
         pids = holders(inode) if inode else []
-        kids = [p for p in pids if int(status(p)["PPid"]) in pids]
-        if len(pids) == 2 and len(kids) == 1:
-            found["pair"] = (int(status(kids[0])["PPid"]), kids[0])
+        if len(pids) == 1:
+            found["pair"] = (int(status(pids[0])["PPid"]), pids[0])
         return "pair" in found
-    assert wait_for(look), "no monitor and login process hold the socket"
-    return found["pair"]
+    assert wait_for(look), "no login process holds the socket alone"
+    monitor, login = found["pair"]
+    assert monitor != server.proc.pid, "the login process is a worker"
+    return monitor, login
 
 
 def gone(pid):
