@@ -71,6 +71,9 @@ struct link_hand {
  * the penalties of its failed logins, a slow last write) plus this.
  */
 #define HAND_OVER_MS	10000
+/* Bytes of stack wiped after a login: more than a TLS record's decryption,
+ * a command's parsing and a password hash use. */
+#define STACK_WIPE	(128 * 1024)
 #define MONITOR_SLACK_S	30
 
 /* The login process: write all of p (blocking).  0, or -1. */
@@ -107,6 +110,20 @@ link_read(int fd, void *p, size_t n)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * Zero the stack below the caller: a password decrypted, parsed and
+ * checked there deeper down must not stay in memory a shallow loop (the
+ * relay, the rest of a session) never overwrites.
+ */
+static void __attribute__((noinline))
+wipe_stack(void)
+{
+	char pad[STACK_WIPE];
+
+	explicit_bzero(pad, sizeof(pad));
+	__asm__ __volatile__("" : : "r"(pad) : "memory");
 }
 
 /* ---- the login process ---- */
@@ -299,6 +316,7 @@ hand_over(const struct session_cfg *cfg, struct pio *io, struct reader *in,
 	h.sent = sent;
 	h.nbuf = n <= sizeof(h.buf) ? n : sizeof(h.buf);
 	memcpy(h.buf, in->buf + in->start, h.nbuf);
+	wipe_stack();
 	if (tls_on) {
 		if (link_write(cfg->link, &h, sizeof(h)) < 0)
 			return;
@@ -534,6 +552,7 @@ monitor(struct monitor *m, const struct peer *peer, struct session_grant *g,
 		memset(&ans, 0, sizeof(ans));
 		ans.result = auth_login(cfg, peer, a.name, a.password,
 		    proto_now_ns(), g->maildrop, sizeof(g->maildrop));
+		wipe_stack();
 		if (ans.result != AUTH_OK)
 			failures++;
 		if (ans.result == AUTH_OK) {
