@@ -379,6 +379,22 @@ struct monitor {
 	int		 back[2];	/* handed back: the same, or -1 */
 };
 
+/* A handed-back socket as the monitor set it up; a pipe or terminal
+ * (stdio by hand) as it was, less O_ASYNC. */
+static int
+unflag(int fd)
+{
+	struct stat sb;
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fstat(fd, &sb) < 0)
+		return -1;
+	fl &= ~O_ASYNC;
+	if (S_ISSOCK(sb.st_mode))
+		fl |= O_NONBLOCK;
+	return fcntl(fd, F_SETFL, fl);
+}
+
 /* 1 when fd is the very file want is (device and inode). */
 static int
 same_file(int fd, const struct stat *want)
@@ -686,6 +702,11 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 		close(m.fd);
 		return;
 	}
+	/* inetd and xinetd pass the connection as stderr too. */
+	if (rfd > 2 && wfd > 2)
+		;
+	else if (same_file(2, &m.conn[0]) || same_file(2, &m.conn[1]))
+		(void)dup2(sp[0], 2);
 	close(sp[0]);
 	close(sp[1]);
 	fcntl(m.fd, F_SETFL, fcntl(m.fd, F_GETFL) | O_NONBLOCK);
@@ -704,13 +725,17 @@ login_session(int rfd, int wfd, const struct session_cfg *cfg,
 		 * under the numbers the caller knows. */
 		end(m.pid);
 		close(m.fd);
-		if (dup2(m.back[0], rfd) < 0 || dup2(m.back[1], wfd) < 0)
-			log_warn("session %s: dup2", peer->text);
-		else
-			session_resume(rfd, wfd, cfg, peer, &g);
+		r = dup2(m.back[0], rfd) < 0 || dup2(m.back[1], wfd) < 0;
 		close(m.back[0]);
 		if (m.back[1] != m.back[0])
 			close(m.back[1]);
+		/* The login process shared these descriptions: its flags
+		 * are not trusted (no O_ASYNC; non-blocking, so every write
+		 * keeps its deadline). */
+		if (r || unflag(rfd) < 0 || unflag(wfd) < 0)
+			log_warn("session %s: the connection", peer->text);
+		else
+			session_resume(rfd, wfd, cfg, peer, &g);
 	} else {
 		/* TLS: the login process relays plaintext on the socket. */
 		session_resume(m.fd, m.fd, cfg, peer, &g);

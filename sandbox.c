@@ -94,12 +94,14 @@ struct allow {
 	int		 who;	/* W_* below: who may make the call */
 };
 
-#define W_ALL		0x01	/* every confined process */
-#define W_FILES		0x02	/* every one but a login process: paths */
+#define W_SESSION	0x01	/* every confined process but a login
+				 * process */
+#define W_FILES		0x02	/* the same: paths */
 #define W_WORKER	0x04	/* the open mode's listener worker */
 #define W_MONITOR	0x08	/* a login process's monitor, before login */
 #define W_REAP		0x10	/* a monitor: wait for its login process */
 #define W_LOGIN		0x20	/* a login process */
+#define W_ALL		(W_SESSION | W_LOGIN)	/* every confined process */
 /* Not a group: W_FILES calls fail with EACCES instead of trapping. */
 #define W_NOFILES	0x40
 
@@ -109,11 +111,19 @@ static const struct allow allow_list[] = {
 	 * (recv with MSG_PEEK), syslog (send on its open socket). */
 	{ "read", -1, 0, 0, W_ALL }, { "pread64", -1, 0, 0, W_ALL },
 	{ "write", -1, 0, 0, W_ALL }, { "writev", -1, 0, 0, W_ALL },
-	{ "recvfrom", -1, 0, 0, W_ALL }, { "sendto", -1, 0, 0, W_ALL },
+	{ "recvfrom", -1, 0, 0, W_ALL }, { "sendto", -1, 0, 0, W_SESSION },
+	/* A login process sends on its own sockets only, to no address (an
+	 * inherited datagram socket could reach any named socket). */
+	{ "sendto", 4, 0, 0, W_LOGIN },
 	{ "poll", -1, 0, 0, W_ALL }, { "ppoll", -1, 0, 0, W_ALL },
 	{ "lseek", -1, 0, 0, W_ALL }, { "close", -1, 0, 0, W_ALL },
 	{ "shutdown", -1, 0, 0, W_ALL }, { "fstat", -1, 0, 0, W_ALL },
-	{ "fcntl", -1, 0, 0, W_ALL },
+	/* fcntl: file status flags (O_NONBLOCK; F_SETFL without O_ASYNC,
+	 * which would let a process aim signals at others: added in
+	 * seccomp()), close-on-exec, and the per-source table's record
+	 * lock (source.c). */
+	{ "fcntl", 1, F_GETFL, 0, W_ALL }, { "fcntl", 1, F_GETFD, 0, W_ALL },
+	{ "fcntl", 1, F_SETFD, 0, W_ALL }, { "fcntl", 1, F_SETLK, 0, W_SESSION },
 	/* The maildrop: scan (fstatat, getdents64), open with O_NOFOLLOW,
 	 * the directory lock, DELE/QUIT removal, the directory sync; the
 	 * users file at login (fopen), the listing through a duplicate of
@@ -188,6 +198,7 @@ static const struct allow allow_list[] = {
 	/* Sanitizer builds only: ASan/UBSan reports and LeakSanitizer at
 	 * exit (a tracer thread that stops and reads the process). */
 	{ "clone", -1, 0, 0, W_ALL }, { "clone3", -1, 0, ENOSYS, W_ALL },
+	{ "fcntl", -1, 0, 0, W_ALL },
 	{ "ptrace", -1, 0, 0, W_ALL }, { "wait4", -1, 0, 0, W_ALL },
 	{ "waitid", -1, 0, 0, W_ALL }, { "prctl", -1, 0, 0, W_ALL },
 	{ "sched_yield", -1, 0, 0, W_ALL }, { "tgkill", -1, 0, 0, W_ALL },
@@ -424,6 +435,10 @@ seccomp(int who, int stacked, pid_t child)
 		if (r < 0 && r != -EOPNOTSUPP && r != -EEXIST)
 			goto fail;
 	}
+	if ((who & W_ALL) && (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
+	    SCMP_SYS(fcntl), 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0))) < 0 && r != -EEXIST)
+		goto fail;
 	/* A monitor after the login may end its login process, no other. */
 	if (child > 0 && (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
 	    SCMP_SYS(kill), 1, SCMP_A0(SCMP_CMP_EQ, (uint64_t)child))) < 0 &&
@@ -473,7 +488,7 @@ sandbox_enter(int avail, const struct sandbox_path *paths, size_t n,
     int with_seccomp)
 {
 	return enter(avail, paths, n, -1, with_seccomp ?
-	    W_ALL | W_FILES | W_WORKER : 0, -1);
+	    W_SESSION | W_FILES | W_WORKER : 0, -1);
 }
 
 int
@@ -484,7 +499,7 @@ sandbox_maildrop(int avail, const char *maildrop, const char *state)
 		{ state, SANDBOX_STATE }
 	};
 
-	return enter(avail, p, 2, -1, W_ALL | W_FILES | W_WORKER, -1);
+	return enter(avail, p, 2, -1, W_SESSION | W_FILES | W_WORKER, -1);
 }
 
 int
@@ -494,11 +509,9 @@ sandbox_login_process(int avail)
 	 * calls refused (sanitizer builds write their reports, where
 	 * Landlock lets them). */
 #ifdef SANITIZER_BUILD
-	return enter(avail, NULL, 0, -1, W_ALL | W_LOGIN | W_FILES | STACKED,
-	    -1);
+	return enter(avail, NULL, 0, -1, W_LOGIN | W_FILES | STACKED, -1);
 #else
-	return enter(avail, NULL, 0, -1, W_ALL | W_LOGIN | W_NOFILES | STACKED,
-	    -1);
+	return enter(avail, NULL, 0, -1, W_LOGIN | W_NOFILES | STACKED, -1);
 #endif
 }
 
@@ -509,7 +522,7 @@ sandbox_login(int avail, int mdfd, const char *state, pid_t child)
 
 	/* On the allow-list of sandbox_prelogin (or, without a login
 	 * process, of the session), one without the monitor's calls. */
-	return enter(avail, &p, 1, mdfd, W_ALL | W_FILES | W_REAP | STACKED,
+	return enter(avail, &p, 1, mdfd, W_SESSION | W_FILES | W_REAP | STACKED,
 	    child);
 }
 
@@ -561,7 +574,7 @@ sandbox_prelogin(int avail, const char *users, const char *base,
 	/* Maildrops named in the users file: a login may lead there.  An
 	 * unreadable file (logged) fails the login later, as without. */
 	(void)users_maildrops(users, collect_one, &c);
-	r = enter(avail, c.p, c.n, -1, W_ALL | W_FILES | W_MONITOR | W_REAP,
+	r = enter(avail, c.p, c.n, -1, W_SESSION | W_FILES | W_MONITOR | W_REAP,
 	    -1);
 out:
 	for (i = 0; i < c.n; i++)

@@ -2,12 +2,16 @@
  * source.c: per-source state shared by a listener's processes (see
  * source.h).
  *
- * One anonymous shared mapping, made before the workers fork, holds a
- * process-shared robust mutex, one key per seat (the address a worker's
- * session came from) and a hash table of session counts per address
- * (linear probing, twice as many slots as seats, so it never fills).  A
- * worker that dies holding the mutex leaves it to the next locker, which
- * takes it over (EOWNERDEAD); the master then releases the dead worker's
+ * One shared mapping of a memfd, made before the workers fork, holds one
+ * key per seat (the address a worker's session came from) and a hash
+ * table of session counts per address (linear probing, twice as many
+ * slots as seats, so it never fills).  It holds data only: the lock is a
+ * POSIX record lock on the memfd, which the kernel keeps (and drops when
+ * its holder dies), and sizes and pointers live in each process's own
+ * handle.  A confined session that scribbles on the mapping can skew
+ * counts and penalties, never steer another process's reads or writes;
+ * one that holds the lock costs the others LOCK_WAIT_MS per call, then
+ * they go on without the table.  The master releases a dead worker's
  * seat.
  *
  * Login failures live in a second, fixed-size table (LOGIN_PENALTY_SLOTS):
@@ -17,19 +21,22 @@
  * would not gain from fresh addresses anyway.
  */
 #include <sys/mman.h>
+#include <sys/types.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
 
 #include <errno.h>
-#include <pthread.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "log.h"
 #include "params.h"
+#include "proto.h"
 #include "source.h"
 
 struct srckey {
@@ -51,18 +58,13 @@ struct penalty {
 /* Slots an address may occupy in the penalty table. */
 #define PENALTY_WINDOW	8
 
-/*
- * The shared mapping holds data only: the lock, the penalties, then the
- * entries and the seats.  Sizes and pointers live in each process's own
- * handle (copied by fork), so a process that scribbles on the mapping can
- * skew counts but never steer another process's reads or writes.
- */
+/* The shared mapping: the penalties, then the entries and the seats. */
 struct source_shared {
-	pthread_mutex_t	lock;
 	struct penalty	pen[LOGIN_PENALTY_SLOTS];
 };
 
 struct source_table {
+	int		 fd;		/* the memfd: mapping and lock */
 	struct source_shared *sh;
 	size_t		seats;
 	size_t		mask;		/* hash slots - 1 */
@@ -162,39 +164,40 @@ remove_slot(struct source_table *t, size_t i)
 static int
 lock(struct source_table *t)
 {
-	struct timespec ts;
-	int r;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct timespec tick = { 0, 1000 * 1000 };
+	long long until = proto_now_ms() + LOCK_WAIT_MS;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += LOCK_WAIT_MS / 1000;
-	r = pthread_mutex_timedlock(&t->sh->lock, &ts);
-	if (r == EOWNERDEAD) {
-		log_warnx("source table: a worker died holding its lock");
-		pthread_mutex_consistent(&t->sh->lock);
-		return 0;
+	for (;;) {
+		if (fcntl(t->fd, F_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+			log_warn("source table lock");
+			return -1;
+		}
+		if (proto_now_ms() >= until) {
+			log_warnx("source table: lock held for %d ms: going "
+			    "on without it", LOCK_WAIT_MS);
+			return -1;
+		}
+		nanosleep(&tick, NULL);
 	}
-	if (r != 0) {
-		errno = r;
-		log_warn("source table lock");
-		return -1;
-	}
-	return 0;
 }
 
 static void
 unlock(struct source_table *t)
 {
-	pthread_mutex_unlock(&t->sh->lock);
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+
+	fcntl(t->fd, F_SETLK, &fl);
 }
 
 struct source_table *
 source_new(int seats)
 {
 	struct source_table *t;
-	pthread_mutexattr_t ma;
 	size_t slots = 16, len;
 	void *m;
-	int r;
 
 	if (seats < 1)
 		seats = 1;
@@ -206,32 +209,29 @@ source_new(int seats)
 		log_warn("source table");
 		return NULL;
 	}
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-	    -1, 0);
+	if ((t->fd = memfd_create("pop3d-sources", MFD_CLOEXEC)) < 0 ||
+	    ftruncate(t->fd, len) < 0) {
+		log_warn("source table memfd");
+		goto fail;
+	}
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
 	if (m == MAP_FAILED) {
 		log_warn("mmap source table");
-		free(t);
-		return NULL;
+		goto fail;
 	}
-	t->sh = m;	/* the mapping is zeroed: every seat and slot free */
+	t->sh = m;	/* a new memfd reads as zeros: every seat and slot free */
 	t->seats = seats;
 	t->mask = slots - 1;
 	t->maplen = len;
 	/* The 4-byte aligned entries first: a srckey is 17 bytes. */
 	t->ent = (struct srcent *)(t->sh + 1);
 	t->seat = (struct srckey *)(t->ent + slots);
-	if ((r = pthread_mutexattr_init(&ma)) != 0 ||
-	    (r = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED)) ||
-	    (r = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST)) ||
-	    (r = pthread_mutex_init(&t->sh->lock, &ma)) != 0) {
-		errno = r;
-		log_warn("source table mutex");
-		munmap(m, len);
-		free(t);
-		return NULL;
-	}
-	pthread_mutexattr_destroy(&ma);
 	return t;
+fail:
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t);
+	return NULL;
 }
 
 void
@@ -239,18 +239,15 @@ source_free(struct source_table *t)
 {
 	if (t == NULL)
 		return;
-	pthread_mutex_destroy(&t->sh->lock);
 	munmap(t->sh, t->maplen);
+	close(t->fd);
 	free(t);
 }
 
 void
 source_forget(struct source_table *t)
 {
-	if (t == NULL)
-		return;
-	munmap(t->sh, t->maplen);
-	free(t);
+	source_free(t);		/* nothing shared is destroyed */
 }
 
 int

@@ -265,3 +265,40 @@ def test_stdio_login(area, kind):
     assert b"alice message" in out, out
     assert lines[-2].startswith(b"+OK"), (out, err)
     assert p.returncode == 0, err
+
+
+def test_stdio_monitor_holds_no_client_fd(area):
+    """Under inetd or xinetd the connection is fds 0, 1 and 2: before a
+    login the monitor keeps none of them, only its login process does."""
+    import subprocess
+    a, b = socket.socketpair()
+    ino = os.fstat(b.fileno()).st_ino
+    p = subprocess.Popen([POP3D, *opts(area), area.base], stdin=b, stdout=b,
+                         stderr=b)
+    b.close()
+    try:
+        c = Conn(sock=a)
+        assert c.cmd("USER alice").startswith(b"+OK")
+
+        def holds(pid):
+            out = []
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    if os.stat("/proc/%d/fd/%s" % (pid, fd)).st_ino == ino:
+                        out.append(int(fd))
+                except OSError:
+                    continue
+            return out
+        kids = []
+        assert wait_for(lambda: kids.extend(children(p.pid)) or kids)
+        assert holds(p.pid) == [], holds(p.pid)
+        assert sorted(holds(kids[0])) == [0, 1, 2]
+        assert c.cmd("PASS alice-pw").startswith(b"+OK maildrop has 3 ")
+        assert wait_for(lambda: gone(kids[0]))
+        assert sorted(holds(p.pid)) == [0, 1]
+        assert c.cmd("QUIT").startswith(b"+OK")
+        assert p.wait(timeout=TIMEOUT) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -99,7 +99,7 @@ def inject(pid, nr, *args, fatal=False):
     lines = ["set pagination off", "handle SIGSYS nostop noprint pass",
              "set $s_rip = $rip", "set $s_rax = $rax",
              "set $s_orig = $orig_rax"]
-    regs = ["rdi", "rsi", "rdx", "r10"]
+    regs = ["rdi", "rsi", "rdx", "r10", "r8", "r9"]
     for r in regs:
         lines.append("set $s_%s = $%s" % (r, r))
     offset = 4096
@@ -307,7 +307,9 @@ def gone(pid):
 
 
 NR_RENAMEAT, NR_UNLINKAT = 264, 263
-NR_KILL, NR_GETPID = 62, 39
+NR_KILL, NR_GETPID, NR_FCNTL, NR_SENDTO = 62, 39, 72, 44
+F_GETFL, F_SETFL, F_SETOWN = 3, 4, 8
+O_NONBLOCK, O_ASYNC = 0o4000, 0o20000
 O_CREAT = 0o100
 
 
@@ -498,3 +500,77 @@ def test_monitor_limits_a_login_process_taken_over(server, area):
     assert s.output().count(b"login failed for alice") == 3, s.output()
     assert c.closed()
     assert s.proc.poll() is None
+
+
+def conn_fd(pid, server, conn):
+    """The fd number of conn's server-side socket in pid."""
+    inode = socket_inode(server.port, conn.sock.getsockname()[1])
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == \
+                "socket:[%s]" % inode:
+            return int(fd)
+    raise AssertionError("pid %d holds no such socket" % pid)
+
+
+def fd_flags(pid, fd):
+    with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+        for line in f:
+            if line.startswith("flags:"):
+                return int(line.split()[1], 8)
+    raise AssertionError("no flags")
+
+
+@pytest.mark.skipif(sanitizer_build(),
+                    reason="the sanitizers' own calls include any fcntl")
+def test_no_signal_driven_io(server, maildrop):
+    """fcntl may set O_NONBLOCK but not O_ASYNC, nor aim SIGIO at a
+    process (F_SETOWN): a session could otherwise have the kernel signal
+    other processes of pop3d's user on its behalf."""
+    s = server(maildrop)
+    c = Conn(s.port)
+    pid = session_pid(s, c)
+    fd = conn_fd(pid, s, c)
+    assert inject(pid, NR_FCNTL, fd, F_SETFL, O_NONBLOCK | 2) == 0
+    inject(pid, NR_FCNTL, fd, F_SETFL, O_NONBLOCK | O_ASYNC | 2, fatal=True)
+    assert c.closed()
+    assert wait_for(lambda: b"forbidden system call fcntl" in s.output())
+    d = Conn(s.port)
+    pid = session_pid(s, d)
+    inject(pid, NR_FCNTL, conn_fd(pid, s, d), F_SETOWN, s.proc.pid,
+           fatal=True)
+    assert d.closed()
+    assert s.proc.poll() is None
+    assert Conn(s.port).cmd("STAT").startswith(b"+OK ")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
+def test_login_process_sends_to_no_address(server, area):
+    """A login process may send on its sockets, never to an address: an
+    inherited datagram socket could otherwise reach any named socket."""
+    s = server(area.base, "--users", area.users, "--user", "nobody")
+    c = Conn(s.port)
+    monitor, login = login_pair(s, c)
+    fd = conn_fd(login, s, c)
+    # struct sockaddr_un for "/run/x": family 1, then the path.
+    inject(login, NR_SENDTO, fd, "x", 1, 0, "\\001\\000/run/x", 10,
+           fatal=True)
+    assert c.closed()
+    assert wait_for(lambda: b"forbidden system call sendto" in s.output())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (--user nobody)")
+def test_handed_back_connection_is_non_blocking(server, area):
+    """A login process that cleared O_NONBLOCK on the connection before
+    handing it back cannot take the monitor's write deadline away."""
+    s = server(area.base, "--users", area.users, "--user", "nobody")
+    c = Conn(s.port)
+    monitor, login = login_pair(s, c)
+    fd = conn_fd(login, s, c)
+    assert fd_flags(login, fd) & O_NONBLOCK
+    assert inject(login, NR_FCNTL, fd, F_SETFL, 2) == 0
+    assert not fd_flags(login, fd) & O_NONBLOCK
+    assert c.cmd("USER alice").startswith(b"+OK")
+    assert c.cmd("PASS alice-pw").startswith(b"+OK maildrop has 2 ")
+    assert wait_for(lambda: gone(login))
+    assert fd_flags(monitor, conn_fd(monitor, s, c)) & O_NONBLOCK
+    assert c.cmd("STAT").startswith(b"+OK 2 ")
