@@ -264,3 +264,11 @@ def proc_ids(pid):
             if key in ("Uid", "Gid", "Groups"):
                 ids[key] = [int(x) for x in val.split()]
     return ids["Uid"], ids["Gid"], ids["Groups"]
+
+
+def users_opts(area, certs=None, *extra):
+    """pop3d options for area's users file, as nobody, with certs' TLS."""
+    opts = ["--users", area.users, "--user", "nobody"]
+    if certs:
+        opts += ["--tls-cert", certs["cert"], "--tls-key", certs["key"]]
+    return opts + list(extra)

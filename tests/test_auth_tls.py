@@ -19,7 +19,7 @@ import pytest
 
 from auth_util import (NOBODY, Area, NetNs, TlsServer, children,
                        client_context, message, mkpasswd,
-                       plain_b64, proc_ids, run)
+                       plain_b64, proc_ids, run, users_opts)
 from conftest import POP3D, TIMEOUT, Conn, free_port
 
 AUTH_FAIL = b"-ERR [AUTH] invalid user name or password"
@@ -77,13 +77,6 @@ def tserver():
     yield start
     for s in started:
         s.stop()
-
-
-def users_opts(area, certs=None, *extra):
-    opts = ["--users", area.users, "--user", "nobody"]
-    if certs:
-        opts += ["--tls-cert", certs["cert"], "--tls-key", certs["key"]]
-    return opts + list(extra)
 
 
 def TConn(sock, greet=True):

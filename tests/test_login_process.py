@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from auth_util import Area, TlsServer, message, mkpasswd
+from auth_util import Area, TlsServer, message, mkpasswd, users_opts
 from conftest import POP3D, TIMEOUT, Conn
 from server_util import wait_for
 
@@ -33,11 +33,7 @@ def area():
     a.cleanup()
 
 
-def opts(area, certs=None, *extra):
-    o = ["--users", area.users, "--user", "nobody"]
-    if certs:
-        o += ["--tls-cert", certs["cert"], "--tls-key", certs["key"]]
-    return o + list(extra)
+opts = users_opts
 
 
 def children(pid):
