@@ -708,6 +708,8 @@ listen_run(const int *fds, int nfds, const struct session_cfg *cfg,
 	pcfg = *cfg;
 	pcfg.store.cache = store_cache_new();
 	p->cfg = &pcfg;
+	/* The workers' system-call filters, built once here. */
+	sandbox_prepare(cfg->sandbox, cfg->users != NULL);
 	p->per_source = max_per_source;
 	if ((p->w = calloc(max_sessions, sizeof(*p->w))) == NULL ||
 	    (p->seat_used = calloc(max_sessions, 1)) == NULL) {

@@ -10,11 +10,17 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -28,6 +34,7 @@
 #include <linux/landlock.h>
 
 #include "log.h"
+#include "proto.h"
 #include "sandbox.h"
 #include "users.h"
 
@@ -384,27 +391,19 @@ fail:
 	return -1;
 }
 
-/*
- * Install the allow-list for the calls of who (W_* bits).  stacked: a
- * filter is in place already (and with it no_new_privs, which prctl, not
- * allowed there, would set again): this one narrows it.
- */
-static int
-seccomp(int who, int stacked, pid_t child)
+/* The rules for who (and a kill of child when > 0) in a new context;
+ * NULL after a log line. */
+static scmp_filter_ctx
+build(int who, int stacked, pid_t child)
 {
-	struct sigaction sa;
 	scmp_filter_ctx ctx;
 	size_t i;
 	int r;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_sigsys;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) < 0)
-		return log_warn("sandbox: sigaction SIGSYS");
-	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL)
-		return log_warnx("sandbox: seccomp_init failed");
+	if ((ctx = seccomp_init(SCMP_ACT_TRAP)) == NULL) {
+		log_warnx("sandbox: seccomp_init failed");
+		return NULL;
+	}
 	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
 	    SCMP_ACT_TRAP)) < 0 ||
 	    (stacked && (r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP,
@@ -444,14 +443,189 @@ seccomp(int who, int stacked, pid_t child)
 	    SCMP_SYS(kill), 1, SCMP_A0(SCMP_CMP_EQ, (uint64_t)child))) < 0 &&
 	    r != -EEXIST)
 		goto fail;
-	if ((r = seccomp_load(ctx)) < 0)
-		goto fail;
-	seccomp_release(ctx);
-	return 0;
+	return ctx;
 fail:
 	seccomp_release(ctx);
 	errno = -r;
-	return log_warn("sandbox: seccomp filter");
+	log_warn("sandbox: seccomp filter");
+	return NULL;
+}
+
+/*
+ * Filters built once by the listener (sandbox_prepare) before it forks
+ * its workers, as BPF: a worker then only loads one, and keeps none of
+ * the heap building it takes (some 80 KiB, the PSS of a session).
+ */
+struct prebuilt {
+	int			 who;
+	struct sock_fprog	 prog;
+};
+
+static struct prebuilt prebuilt[4];
+static size_t nprebuilt;
+
+/* Read exactly n bytes.  0, or -1. */
+static int
+read_all(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t r = read(fd, c, n);
+
+		if (r > 0) {
+			c += r;
+			n -= r;
+		} else if (r == 0 || errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* Export ctx as a BPF program into p (through a pipe: what libseccomp
+ * 2.5 offers).  0, or -1. */
+static int
+export(scmp_filter_ctx ctx, struct sock_fprog *p)
+{
+	const size_t max = 65536;	/* a pipe's buffer; a filter is a
+					 * few KiB */
+	size_t len = 0;
+	ssize_t n;
+	char *buf;
+	int fd[2], r = -1;
+
+	if ((buf = malloc(max)) == NULL)
+		return -1;
+	if (pipe2(fd, O_CLOEXEC) < 0) {
+		free(buf);
+		return -1;
+	}
+	if (seccomp_export_bpf(ctx, fd[1]) == 0) {
+		close(fd[1]);
+		fd[1] = -1;
+		while (len < max && (n = read(fd[0], buf + len, max - len)) > 0)
+			len += n;
+	}
+	if (fd[1] >= 0)
+		close(fd[1]);
+	close(fd[0]);
+	if (len > 0 && len < max && len % sizeof(struct sock_filter) == 0 &&
+	    (p->filter = malloc(len)) != NULL) {
+		memcpy(p->filter, buf, len);
+		p->len = len / sizeof(struct sock_filter);
+		r = 0;
+	}
+	free(buf);
+	return r;
+}
+
+void
+sandbox_prepare(int avail, int users)
+{
+	const int kinds[2][3] = {
+		{ W_SESSION | W_FILES | W_WORKER, 0, 0 },
+		{ W_SESSION | W_FILES | W_MONITOR | W_REAP,
+#ifdef SANITIZER_BUILD
+		  W_LOGIN | W_FILES,
+#else
+		  W_LOGIN | W_NOFILES,
+#endif
+		  W_SESSION | W_FILES | W_REAP },
+	};
+	struct sock_fprog prog;
+	pid_t pid;
+	size_t i;
+	int fd[2];
+
+	if (!(avail & SANDBOX_SECCOMP) || pipe2(fd, O_CLOEXEC) < 0)
+		return;
+	/*
+	 * Built in a child of its own, which sends the programs back: the
+	 * listener's heap stays as it was, or the workers would dirty the
+	 * pages libseccomp left half free.
+	 */
+	if ((pid = fork()) == 0) {
+		close(fd[0]);
+		for (i = 0; i < 3 && kinds[users != 0][i] != 0; i++) {
+			scmp_filter_ctx ctx = build(kinds[users != 0][i], 0,
+			    -1);
+			int who = kinds[users != 0][i];
+
+			if (ctx == NULL || export(ctx, &prog) < 0 ||
+			    proto_write_fd(fd[1], &who, sizeof(who)) < 0 ||
+			    proto_write_fd(fd[1], &prog.len,
+			    sizeof(prog.len)) < 0 ||
+			    proto_write_fd(fd[1], prog.filter, prog.len *
+			    sizeof(*prog.filter)) < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(fd[1]);
+	while (pid > 0 && nprebuilt < sizeof(prebuilt) / sizeof(prebuilt[0])) {
+		struct prebuilt *b = &prebuilt[nprebuilt];
+		size_t len;
+		void *m;
+
+		if (read_all(fd[0], &b->who, sizeof(b->who)) < 0 ||
+		    read_all(fd[0], &b->prog.len, sizeof(b->prog.len)) < 0)
+			break;
+		len = b->prog.len * sizeof(struct sock_filter);
+		if (len == 0 || (m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
+			break;
+		if (read_all(fd[0], m, len) < 0) {
+			munmap(m, len);
+			break;
+		}
+		b->prog.filter = m;
+		nprebuilt++;
+	}
+	close(fd[0]);
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+/*
+ * Install the allow-list for the calls of who (W_* bits).  stacked: a
+ * filter is in place already (and with it no_new_privs, which prctl, not
+ * allowed there, would set again): this one narrows it.
+ */
+static int
+seccomp(int who, int stacked, pid_t child)
+{
+	struct sigaction sa;
+	scmp_filter_ctx ctx;
+	size_t i;
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) < 0)
+		return log_warn("sandbox: sigaction SIGSYS");
+	for (i = 0; i < nprebuilt && child <= 0; i++) {
+		if (prebuilt[i].who != who)
+			continue;
+		/* no_new_privs is set (enter(), or the filter stacked on). */
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0,
+		    &prebuilt[i].prog) < 0)
+			return log_warn("sandbox: seccomp filter");
+		return 0;
+	}
+	if ((ctx = build(who, stacked, child)) == NULL)
+		return -1;
+	if ((r = seccomp_load(ctx)) < 0) {
+		seccomp_release(ctx);
+		errno = -r;
+		return log_warn("sandbox: seccomp filter");
+	}
+	seccomp_release(ctx);
+	/* Give the heap building took back (see prebuilt). */
+	malloc_trim(0);
+	return 0;
 }
 
 /*

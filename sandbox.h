@@ -44,6 +44,14 @@ struct sandbox_path {
 int	sandbox_probe(int off);
 
 /*
+ * The listener, before it forks its workers: build the seccomp filters
+ * they will load (the open mode's, or with users the monitor's, the
+ * login process's and the logged-in session's), so no worker keeps the
+ * heap that building one takes.  Nothing happens without seccomp.
+ */
+void	sandbox_prepare(int avail, int users);
+
+/*
  * Confine the calling process: a Landlock layer allowing only paths[0..n)
  * (the best ABI the kernel offers: file system, TCP bind and connect,
  * abstract sockets and signals out of the domain), then no_new_privs and,
