@@ -31,8 +31,21 @@
 #ifdef USE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #else
-#define sd_notify(u, s)		0
-#define sd_notifyf(u, ...)	0
+static inline int
+sd_notify(int unset, const char *state)
+{
+	(void)unset;
+	(void)state;
+	return 0;
+}
+
+static inline int
+sd_notifyf(int unset, const char *fmt, ...)
+{
+	(void)unset;
+	(void)fmt;
+	return 0;
+}
 #endif
 
 #include "listen.h"
