@@ -94,24 +94,6 @@ link_write(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* The login process: read all of n bytes (blocking).  0, or -1. */
-static int
-link_read(int fd, void *p, size_t n)
-{
-	char *c = p;
-
-	while (n > 0) {
-		ssize_t r = read(fd, c, n);
-
-		if (r > 0) {
-			c += r;
-			n -= r;
-		} else if (r == 0 || errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
-
 /*
  * Zero the stack below the caller: a password decrypted, parsed and
  * checked there deeper down must not stay in memory a shallow loop (the
@@ -181,7 +163,7 @@ ask(const struct session_cfg *cfg, const struct peer *peer, const char *name,
 	}
 	explicit_bzero(password, pl);
 	if (link_write(cfg->link, &a, sizeof(a)) == 0 &&
-	    link_read(cfg->link, &ans, sizeof(ans)) == 0) {
+	    proto_read_fd(cfg->link, &ans, sizeof(ans)) == 0) {
 		r = (int)ans.result;
 		ans.refused[sizeof(ans.refused) - 1] = '\0';
 		snprintf(refused, len, "%s", ans.refused);

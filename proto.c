@@ -322,6 +322,28 @@ proto_write_fd(int fd, const void *p, size_t n)
 }
 
 int
+proto_read_fd(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t k = read(fd, c, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		if (k == 0) {
+			errno = EIO;	/* ended early */
+			return -1;
+		}
+		c += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int
 pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms)
 {
 	const char *s = p;

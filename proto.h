@@ -121,6 +121,8 @@ int	pio_write_all(struct pio *io, const void *p, size_t n, int timeout_ms);
 /* Write-all loop on a blocking fd (a file, a terminal), EINTR retried.
  * 0, or -1 with errno set. */
 int	proto_write_fd(int fd, const void *p, size_t n);
+/* The same for reading all of n bytes; an early end is -1 with EIO. */
+int	proto_read_fd(int fd, void *p, size_t n);
 
 /* Milliseconds on the monotonic clock. */
 long long proto_now_ms(void);

@@ -211,13 +211,15 @@ static const struct allow allow_list[] = {
 	{ "sched_yield", -1, 0, 0, W_ALL }, { "tgkill", -1, 0, 0, W_ALL },
 	{ "kill", -1, 0, 0, W_ALL }, { "readlink", -1, 0, 0, W_ALL },
 	{ "readlinkat", -1, 0, 0, W_ALL }, { "getdents", -1, 0, 0, W_ALL },
-	{ "open", -1, 0, 0, W_ALL }, { "stat", -1, 0, 0, W_ALL }, { "lstat", -1, 0, 0, W_ALL },
+	{ "open", -1, 0, 0, W_ALL }, { "stat", -1, 0, 0, W_ALL },
+	{ "lstat", -1, 0, 0, W_ALL },
 	{ "gettid", -1, 0, 0, W_ALL }, { "getppid", -1, 0, 0, W_ALL },
 	{ "getrlimit", -1, 0, 0, W_ALL },
 	{ "prlimit64", -1, 0, 0, W_ALL }, { "setrlimit", -1, 0, 0, W_ALL },
 	{ "sched_getaffinity", -1, 0, 0, W_ALL }, { "uname", -1, 0, 0, W_ALL },
 	{ "pipe", -1, 0, 0, W_ALL }, { "pipe2", -1, 0, 0, W_ALL },
-	{ "dup2", -1, 0, 0, W_ALL }, { "dup3", -1, 0, 0, W_ALL }, { "getuid", -1, 0, 0, W_ALL },
+	{ "dup2", -1, 0, 0, W_ALL }, { "dup3", -1, 0, 0, W_ALL },
+	{ "getuid", -1, 0, 0, W_ALL },
 	{ "mkdir", -1, 0, 0, W_ALL }, { "access", -1, 0, 0, W_ALL },
 	{ "execve", -1, 0, EACCES, W_ALL }, { "fork", -1, 0, EACCES, W_ALL },
 	{ "vfork", -1, 0, EACCES, W_ALL },
@@ -464,24 +466,6 @@ struct prebuilt {
 static struct prebuilt prebuilt[4];
 static size_t nprebuilt;
 
-/* Read exactly n bytes.  0, or -1. */
-static int
-read_all(int fd, void *p, size_t n)
-{
-	char *c = p;
-
-	while (n > 0) {
-		ssize_t r = read(fd, c, n);
-
-		if (r > 0) {
-			c += r;
-			n -= r;
-		} else if (r == 0 || errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
-
 /* Export ctx as a BPF program into p (through a pipe: what libseccomp
  * 2.5 offers).  0, or -1. */
 static int
@@ -567,14 +551,14 @@ sandbox_prepare(int avail, int users)
 		size_t len;
 		void *m;
 
-		if (read_all(fd[0], &b->who, sizeof(b->who)) < 0 ||
-		    read_all(fd[0], &b->prog.len, sizeof(b->prog.len)) < 0)
+		if (proto_read_fd(fd[0], &b->who, sizeof(b->who)) < 0 ||
+		    proto_read_fd(fd[0], &b->prog.len, sizeof(b->prog.len)) < 0)
 			break;
 		len = b->prog.len * sizeof(struct sock_filter);
 		if (len == 0 || (m = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) == MAP_FAILED)
 			break;
-		if (read_all(fd[0], m, len) < 0) {
+		if (proto_read_fd(fd[0], m, len) < 0) {
 			munmap(m, len);
 			break;
 		}

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -312,6 +313,25 @@ test_reader(void)
 	}
 }
 
+/* proto_read_fd: all of n bytes however they arrive; an early end is
+ * -1 with EIO, never a short read taken for whole. */
+static void
+test_read_fd(void)
+{
+	char buf[8];
+	int p[2];
+
+	if (pipe(p) < 0)
+		abort();
+	ok(write(p[1], "abcd", 4) == 4 && write(p[1], "efgh", 4) == 4 &&
+	    proto_read_fd(p[0], buf, 8) == 0 && memcmp(buf, "abcdefgh", 8) == 0,
+	    "read_fd: two writes read as one");
+	ok(write(p[1], "xyz", 3) == 3 && close(p[1]) == 0 &&
+	    proto_read_fd(p[0], buf, 8) == -1 && errno == EIO,
+	    "read_fd: an end after 3 of 8 bytes is EIO");
+	close(p[0]);
+}
+
 int
 main(void)
 {
@@ -320,5 +340,6 @@ main(void)
 	test_dotsize();
 	test_decoder();
 	test_reader();
+	test_read_fd();
 	return tap_done();
 }
