@@ -5,6 +5,7 @@ root), so the same tests run against the normal and the sanitizer build.
 Every socket read has a timeout; every started process is killed with its
 process group at the end of its test.
 """
+import contextlib
 import os
 import re
 import shutil
@@ -354,3 +355,23 @@ def certs():
         yield make_certs(d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stdio_pop3d(*args, stderr_too=False):
+    """pop3d ARGS as inetd runs it: one end of a socketpair as stdin and
+    stdout (and stderr with stderr_too, as xinetd passes it).  Yields
+    (process, the other end); the process's end's inode is
+    process.conn_inode.  A process still running at the end is killed."""
+    a, b = socket.socketpair()
+    p = subprocess.Popen([POP3D, *args], stdin=b, stdout=b,
+                         stderr=b if stderr_too else subprocess.DEVNULL,
+                         start_new_session=True)
+    p.conn_inode = os.fstat(b.fileno()).st_ino
+    b.close()
+    try:
+        yield p, a
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

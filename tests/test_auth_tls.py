@@ -20,7 +20,7 @@ import pytest
 from auth_util import (NOBODY, Area, NetNs, TlsServer, children,
                        client_context, message, mkpasswd,
                        plain_b64, proc_ids, run, users_opts)
-from conftest import POP3D, TIMEOUT, Conn, free_port
+from conftest import POP3D, TIMEOUT, Conn, free_port, stdio_pop3d
 
 AUTH_FAIL = b"-ERR [AUTH] invalid user name or password"
 DELAY = 0.5
@@ -809,33 +809,19 @@ def test_open_mode_off_loopback_unchanged(tserver, area, netns):
 
 # ---------------------------------------------------------- stdio mode
 
-def stdio_server(args):
-    a, b = socket.socketpair()
-    p = subprocess.Popen([POP3D, *args], stdin=b, stdout=b,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
-    b.close()
-    return p, a
-
-
 def test_tls_stdio_open_mode(area, certs):
-    p, a = stdio_server(["--tls", "-c", certs["cert"], "-k", certs["key"],
-                         os.path.join(area.base, "alice")])
-    try:
+    with stdio_pop3d("--tls", "-c", certs["cert"], "-k", certs["key"],
+                         os.path.join(area.base, "alice")) as (p, a):
         c = TConn(client_context(certs["ca"]).wrap_socket(
             a, server_hostname="localhost"))
         assert c.greeting.startswith(b"+OK")
         assert c.cmd("STAT").startswith(b"+OK 3 ")
         assert c.cmd("QUIT").startswith(b"+OK")
         assert p.wait(timeout=TIMEOUT) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def test_tls_stdio_users(area, certs):
-    p, a = stdio_server([*users_opts(area, certs, "--tls"), area.base])
-    try:
+    with stdio_pop3d(*users_opts(area, certs, "--tls"), area.base) as (p, a):
         c = TConn(client_context(certs["ca"]).wrap_socket(
             a, server_hostname="localhost"))
         assert c.greeting.startswith(b"+OK")
@@ -843,25 +829,16 @@ def test_tls_stdio_users(area, certs):
         assert c.login("bob", PASSWORDS["bob"]).startswith(b"+OK maildrop has 2 ")
         assert c.cmd("QUIT").startswith(b"+OK")
         assert p.wait(timeout=TIMEOUT) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def test_stls_stdio_users(area, certs):
-    p, a = stdio_server([*users_opts(area, certs), area.base])
-    try:
+    with stdio_pop3d(*users_opts(area, certs), area.base) as (p, a):
         c = TConn(a)
         assert b"STLS" in capa(c)
         c.starttls(certs["ca"])
         assert c.login("dave", PASSWORDS["dave"]).startswith(b"+OK maildrop has 1 ")
         assert c.cmd("QUIT").startswith(b"+OK")
         assert p.wait(timeout=TIMEOUT) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 def test_pop3s_systemd_socket_activate_inetd(area, certs):

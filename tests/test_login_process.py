@@ -15,7 +15,7 @@ import time
 import pytest
 
 from auth_util import Area, TlsServer, message, mkpasswd, users_opts
-from conftest import POP3D, TIMEOUT, Conn
+from conftest import POP3D, TIMEOUT, Conn, stdio_pop3d
 from server_util import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -266,13 +266,8 @@ def test_stdio_login(area, kind):
 def test_stdio_monitor_holds_no_client_fd(area):
     """Under inetd or xinetd the connection is fds 0, 1 and 2: before a
     login the monitor keeps none of them, only its login process does."""
-    import subprocess
-    a, b = socket.socketpair()
-    ino = os.fstat(b.fileno()).st_ino
-    p = subprocess.Popen([POP3D, *opts(area), area.base], stdin=b, stdout=b,
-                         stderr=b)
-    b.close()
-    try:
+    with stdio_pop3d(*opts(area), area.base, stderr_too=True) as (p, a):
+        ino = p.conn_inode
         c = Conn(sock=a)
         assert c.cmd("USER alice").startswith(b"+OK")
 
@@ -294,7 +289,3 @@ def test_stdio_monitor_holds_no_client_fd(area):
         assert sorted(holds(p.pid)) == [0, 1]
         assert c.cmd("QUIT").startswith(b"+OK")
         assert p.wait(timeout=TIMEOUT) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()

@@ -12,7 +12,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,8 @@ import time
 import pytest
 
 from auth_util import Area, message, mkpasswd
-from conftest import POP3D, TIMEOUT, Conn, Server, sanitizer_build
+from conftest import (POP3D, TIMEOUT, Conn, Server, sanitizer_build,
+                      stdio_pop3d)
 from server_util import wait_for
 
 pytestmark = [
@@ -198,22 +198,14 @@ def test_forbidden_call_ends_only_that_session(server, maildrop):
 
 
 def test_stdio_session_confined(maildrop):
-    a, b = socket.socketpair()
-    p = subprocess.Popen([POP3D, "--order", "arrival", "--delete-now",
-                          str(maildrop)], stdin=b, stdout=b,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
-    b.close()
-    try:
+    with stdio_pop3d("--order", "arrival", "--delete-now",
+                     str(maildrop)) as (p, a):
         c = Conn(sock=a)
         assert_confined(p.pid)
         assert open_file(p.pid, outside_file()) == -EACCES
         assert c.cmd("DELE 1").startswith(b"+OK")
         assert c.cmd("QUIT").startswith(b"+OK")
         assert p.wait(timeout=TIMEOUT) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 @pytest.mark.parametrize("order", ["arrival", "directory"])
